@@ -1,0 +1,31 @@
+"""Where things live, resolved from the project root so notebooks and papermill work from any folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The checkout holding this package (editable install), else $MULTITUNE_HOME, else the cwd."""
+    if "MULTITUNE_HOME" in os.environ:
+        return Path(os.environ["MULTITUNE_HOME"]).resolve()
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def data_dir() -> Path:
+    return project_root() / "data"
+
+
+def default_data_root() -> Path:
+    """The unpacked Decathlon root: holds annotations/ and data/<name>/."""
+    return data_dir() / "decathlon" / "decathlon-1.0"
+
+
+def cache_dir() -> Path:
+    return data_dir() / "cache"
+
+
+def shared_decathlon() -> Path:
+    """The archives beside the checkout that tests and CI install from."""
+    return project_root().parent / "shared" / "decathlon"

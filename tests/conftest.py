@@ -1,0 +1,58 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.io import encode_jpeg
+
+from multitune_lib import install, paths
+
+os.environ.setdefault("CI", "1")  # quiet progress bars in test logs
+
+
+@pytest.fixture(scope="session")
+def decathlon_root() -> Path:
+    """The real Decathlon data, installed from ../shared/decathlon into the ignored data folder once."""
+    root = paths.default_data_root()
+    if not (root / "annotations" / "aircraft_train.json").exists():
+        shared = paths.shared_decathlon()
+        if not shared.is_dir():
+            pytest.fail(f"no Decathlon data at {root} and no archives at {shared}: "
+                        "run `python -m multitune_lib data install --from DIR` first")
+        install.install(shared, root.parent)
+    return root
+
+
+COLOURS = [(220, 40, 40), (40, 200, 40), (40, 60, 220), (230, 220, 40), (200, 40, 200), (40, 210, 210)]
+
+
+def write_decathlon(root: Path, name: str = "toy", classes: int = 4, train: int = 12, val: int = 6,
+                    seed: int = 0) -> Path:
+    """A Decathlon-format dataset whose classes are easily told apart: a noisy solid colour per class.
+
+    Images are 72 px high and 90 px wide, like the Decathlon's, so decoding crops their centre."""
+    g = torch.Generator().manual_seed(seed)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    image_id = 1
+    for split, per_class in (("train", train), ("val", val)):
+        images, anns = [], []
+        for c in range(classes):
+            for i in range(per_class):
+                rel = f"data/{name}/{split}/{c + 1:04d}/{image_id:06d}.jpg"
+                colour = torch.tensor(COLOURS[c % len(COLOURS)], dtype=torch.float32).view(3, 1, 1)
+                img = (colour + 30 * torch.randn(3, 72, 90, generator=g)).clamp(0, 255).to(torch.uint8)
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                (root / rel).write_bytes(encode_jpeg(img, quality=95).numpy().tobytes())
+                images.append({"id": image_id, "file_name": rel, "width": 90, "height": 72})
+                anns.append({"id": image_id, "image_id": image_id, "category_id": 500 + c})
+                image_id += 1
+        categories = [{"id": 500 + c, "name": f"class{c}"} for c in range(classes)]
+        (root / "annotations" / f"{name}_{split}.json").write_text(
+            json.dumps({"images": images, "annotations": anns, "categories": categories}))
+    return root
+
+
+@pytest.fixture
+def toy_root(tmp_path) -> Path:
+    return write_decathlon(tmp_path / "decathlon-1.0")
