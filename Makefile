@@ -5,8 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.14.1 torchvision==0.29.1
 DECATHLON ?= ../shared/decathlon
+PROFILE ?= smoke
+# nbval cannot pass notebook parameters: the profile comes from the environment, and its figures go aside.
+NBVAL_ENV := MULTITUNE_PROFILE=smoke MULTITUNE_FIGURES=runs/nbval/figures
+NBVAL := --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
-.PHONY: install data test bench clean-cache
+.PHONY: install data test study bench clean-cache
 
 install: $(VENV)/.installed
 
@@ -20,7 +24,10 @@ data: install
 	$(BIN)/python -m multitune_lib data install --from $(DECATHLON)
 
 test: data
-	$(BIN)/python -m pytest -q tests
+	$(NBVAL_ENV) $(BIN)/python -m pytest -q tests notebooks $(NBVAL)
+
+study: data
+	$(BIN)/python -m multitune_lib.study --profile $(PROFILE) $(if $(SOURCE),--source $(SOURCE))
 
 bench: install
 	$(BIN)/python -m multitune_lib bench

@@ -1,0 +1,92 @@
+"""Table 3 and Fig. 2 from the results store alone, ours beside the paper's (always labelled as the paper's)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from . import atomic, paths
+from .study import Study
+
+COLOURS = {"SpotTune": "tab:blue", "MultiTune": "tab:red"}  # as in the paper's Fig. 2
+
+
+def paper_table3() -> pd.DataFrame:
+    return pd.read_csv(paths.data_dir() / "paper" / "table3.csv", dtype={"images_per_class": str})
+
+
+def table3(study: Study) -> pd.DataFrame:
+    """Validation accuracy (%, final epoch; best epoch beside it) and total training minutes per method, dataset
+    and images per class, averaged over seeds, with the paper's numbers and our difference from them."""
+    runs = study.runs()
+    runs = runs[runs["method"].isin(["spottune", "multitune"]) & (runs["variant"] == "main")]
+    ours = (runs.assign(acc=runs["final_val_acc"] * 100, best=runs["best_val_acc"] * 100)
+                .groupby(["dataset", "dataset_label", "row", "method_name"], as_index=False)
+                .agg(ours_val_acc_pct=("acc", "mean"), ours_best_val_acc_pct=("best", "mean"),
+                     ours_minutes=("train_minutes", "mean"), seeds=("seed", "nunique"), epochs=("epochs", "max"),
+                     device=("env.device_name", "first")))
+    paper = paper_table3().rename(columns={"images_per_class": "row", "method": "method_name",
+                                           "val_accuracy_pct": "paper_val_acc_pct", "total_minutes": "paper_minutes"})
+    t = ours.merge(paper, on=["dataset", "row", "method_name"], how="left")
+    # A difference means something only where our data is the paper's: all classes of the dataset.
+    same_data = t["dataset"].map(lambda d: study.profile.classes(d) is None)
+    t["diff_pct"] = (t["ours_val_acc_pct"] - t["paper_val_acc_pct"]).where(same_data)
+    t["row_order"] = t["row"].map(lambda r: float("-inf") if r == "all" else -int(r))  # all, 20, 15, 10, 5
+    t = t.sort_values(["method_name", "dataset", "row_order"]).drop(columns="row_order").reset_index(drop=True)
+    t.insert(0, "profile", study.profile.name)
+    return t.rename(columns={"method_name": "method", "row": "images_per_class", "dataset_label": "data"})
+
+
+def markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return "" if pd.isna(v) else floatfmt.format(v)
+        return str(v)
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write_table3(t: pd.DataFrame, folder: Path) -> None:
+    cols = ["data", "images_per_class", "method", "ours_val_acc_pct", "paper_val_acc_pct", "diff_pct",
+            "ours_best_val_acc_pct", "ours_minutes", "paper_minutes", "seeds", "epochs", "device"]
+    atomic.write_text(folder / "table3.csv", t.to_csv(index=False))
+    head = (f"# Table 3 ({t['profile'].iloc[0]} profile)\n\nOurs: validation accuracy (%) at the final epoch, "
+            "mean over seeds; best epoch beside it; total training minutes (train + per-epoch validation) on our "
+            "device. paper_*: the paper's Table 3 (GTX 1060), not ours.\n\n")
+    atomic.write_text(folder / "table3.md", head + markdown(t[cols]))
+
+
+def fig2(study: Study):
+    """Four panels as in the paper: (a) full aircraft, (b) smaller aircraft, (c) full cifar100, (d) smaller cifar100.
+    Validation accuracy against epoch, SpotTune blue and MultiTune red; few-shot rows told apart by line style."""
+
+    h = study.history()
+    h = h[h["method"].isin(["spottune", "multitune"]) & (h["variant"] == "main")].assign(val_acc_pct=lambda d: d["val_acc"] * 100)
+    datasets = list(study.profile.datasets)[:2]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
+    for i, dataset in enumerate(datasets):
+        for j, smaller in enumerate((False, True)):
+            ax = axes.flat[2 * i + j]
+            d = h[(h["dataset"] == dataset) & ((h["row"] != "all") if smaller else (h["row"] == "all"))]
+            label = study.profile.label(dataset)
+            ax.set_title(f"({'abcd'[2 * i + j]}) {'smaller ' if smaller else ''}{label}")
+            if d.empty:
+                ax.text(0.5, 0.5, "no runs yet", ha="center", transform=ax.transAxes)
+                continue
+            d = d.rename(columns={"method_name": "method", "row": "images per class"})
+            sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=COLOURS,
+                         style="images per class" if smaller else None, errorbar=("sd", 1), ax=ax)
+            ax.set_ylabel("validation accuracy (%)")
+            ax.legend(fontsize=8, title=None)
+    fig.suptitle(f"Fig. 2 ({study.profile.name} profile): validation accuracy against epoch")
+    fig.tight_layout()
+    return fig
+
+
+def save_fig(fig, folder: Path) -> None:
+    for ext in ("png", "pdf"):
+        with atomic.atomic_path(folder / f"fig2.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, dpi=150)

@@ -1,0 +1,150 @@
+"""The study: runs a profile's configurations for the notebooks, and `python -m multitune_lib.study` runs the
+numbered notebooks in order with papermill, writing executed copies under runs/<profile>/."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from . import paths, profiles, train
+from .config import RunConfig
+from .errors import ConfigError, MultiTuneError
+from .results import ResultsStore
+
+METHOD_NAMES = {"spottune": "SpotTune", "multitune": "MultiTune"}
+
+
+class Study:
+    """A profile bound to its data, source checkpoint, device and results folder (results/<profile>)."""
+
+    def __init__(self, profile: str | None = None, data_root=None, source=None, device: str = "auto",
+                 seeds=None, results=None):
+        self.profile = profiles.get(profile)
+        self.data_root = Path(data_root) if data_root else paths.default_data_root()
+        self.source = Path(source) if source else None
+        self.device = device
+        self.seeds = tuple(seeds) if seeds else self.profile.seeds
+        self.results = Path(results) if results else paths.project_root() / "results" / self.profile.name
+        self.store = ResultsStore(self.results)
+
+    def run(self, method: str, dataset: str, shots="all", seed: int = 0, variant: str = "main", **settings) -> dict:
+        """One row of the study: `shots="all"` is the profile's whole-dataset row. Runs with other settings
+        (an eta sweep, say) get their own `variant`, so Table 3 and Fig. 2 keep to the paper's settings."""
+        p = self.profile
+        if p.needs_source and self.source is None:
+            raise ConfigError(f"the {p.name} profile starts from a source checkpoint: pass "
+                              "source=resnet26_pretrained.t7 (the SpotTune release) or one of ours")
+        cfg = RunConfig(method=method, dataset=dataset, shots=p.full_shots if shots == "all" else shots,
+                        classes=p.classes(dataset), seed=seed, epochs=p.epochs, **settings)
+        return train.run(cfg, data_root=self.data_root, results=self.results, source=self.source,
+                         device=self.device, tags={"profile": p.name, "row": str(shots), "variant": variant})
+
+    def run_all(self, methods, datasets=None, shots=("all",)) -> pd.DataFrame:
+        rows = [self.run(m, d, s, seed) for d in datasets or self.profile.datasets for s in shots
+                for m in methods for seed in self.seeds]
+        return pd.DataFrame([{"method": r["config"]["method"], "dataset": r["config"]["dataset"],
+                              "row": r["tags"]["row"], "seed": r["config"]["seed"], **r["metrics"]} for r in rows])
+
+    def runs(self) -> pd.DataFrame:
+        df = self.store.runs()
+        if df.empty:
+            return df
+        return df.assign(row=df["tags"].map(lambda t: t.get("row")), variant=df["tags"].map(lambda t: t.get("variant")),
+                         dataset_label=df["dataset"].map(self.profile.label),
+                         method_name=df["method"].map(lambda m: METHOD_NAMES.get(m, m)))
+
+    def history(self) -> pd.DataFrame:
+        """Per-epoch history joined with each run's method, dataset and row."""
+        runs = self.runs()
+        if runs.empty:
+            return runs
+        keys = runs[["digest", "method", "method_name", "dataset", "dataset_label", "row", "variant", "seed", "eta"]]
+        return self.store.history().merge(keys, on="digest")
+
+
+def notebooks() -> list[Path]:
+    return sorted((paths.project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_notebooks(profile: str, parameters: dict, only=None) -> Path:
+    """Execute the numbered notebooks in order; a failure stops the run and names the notebook and cell."""
+    import papermill as pm
+
+    out = paths.project_root() / "runs" / profile
+    out.mkdir(parents=True, exist_ok=True)
+    for nb in notebooks():
+        if only and not any(nb.name.startswith(o) for o in only):
+            continue
+        print(f"== {nb.name} ({profile})", flush=True)
+        try:
+            pm.execute_notebook(nb, out / nb.name, parameters={"profile": profile, **parameters},
+                                cwd=nb.parent, kernel_name="python3", progress_bar=True)
+        except pm.PapermillExecutionError as e:
+            raise MultiTuneError(f"{nb.name} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
+                                 f"the executed copy is {out / nb.name}. Rerun to continue: finished "
+                                 "training runs are read from the results store.") from None
+    return out
+
+
+def keep_checked_outputs(profile: str = "smoke") -> list[Path]:
+    """Copy the outputs of `# NBVAL_CHECK_OUTPUT` cells from the executed copies into the source notebooks and
+    clear every other output, so the sources stay small and diffable and nbval has what it compares against."""
+    import nbformat
+
+    changed = []
+    for nb_path in notebooks():
+        executed = nbformat.read(paths.project_root() / "runs" / profile / nb_path.name, as_version=4)
+        outputs = {c.source: c.outputs for c in executed.cells if c.cell_type == "code"}
+        book = nbformat.read(nb_path, as_version=4)
+        for cell in book.cells:
+            if cell.cell_type == "code":
+                checked = cell.source.startswith("# NBVAL_CHECK_OUTPUT")
+                cell.outputs = outputs.get(cell.source, []) if checked else []
+                cell.execution_count = None
+        nbformat.write(book, nb_path)
+        changed.append(nb_path)
+    return changed
+
+
+def parse_value(text: str):
+    """-p values: numbers and None as such, everything else as text."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return None if text == "None" else text
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m multitune_lib.study", description=__doc__)
+    ap.add_argument("--profile", default=None, help=f"one of {', '.join(profiles.PROFILES)} "
+                    "(default: $MULTITUNE_PROFILE, else smoke)")
+    ap.add_argument("--source", help="source checkpoint (resnet26_pretrained.t7 or one of ours)")
+    ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="another notebook parameter, e.g. -p device cuda -p data_root /data/decathlon-1.0")
+    ap.add_argument("--only", nargs="+", help="run only the notebooks whose names start with these, e.g. 04")
+    ap.add_argument("--keep-checked-outputs", action="store_true", help="after running, copy the outputs that "
+                    "nbval checks into the source notebooks (maintainers, smoke profile)")
+    a = ap.parse_args(argv)
+    profile = profiles.get(a.profile).name
+    params = {k: parse_value(v) for k, v in a.p}
+    if a.source:
+        params["source"] = str(Path(a.source).resolve())
+    try:
+        out = run_notebooks(profile, params, a.only)
+    except MultiTuneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if a.keep_checked_outputs:
+        print("checked outputs kept in", ", ".join(p.name for p in keep_checked_outputs(profile)))
+    figures = paths.project_root() / "figures"
+    print(f"executed notebooks: {out}\nTable 3: {figures / 'table3.md'} and table3.csv\n"
+          f"Fig. 2: {figures / 'fig2.png'} and fig2.pdf")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
