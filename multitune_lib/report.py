@@ -76,7 +76,7 @@ def fig2(study: Study):
             if d.empty:
                 ax.text(0.5, 0.5, "no runs yet", ha="center", transform=ax.transAxes)
                 continue
-            d = d.rename(columns={"method_name": "method", "row": "images per class"})
+            d = d.drop(columns="method").rename(columns={"method_name": "method", "row": "images per class"})
             sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=COLOURS,
                          style="images per class" if smaller else None, errorbar=("sd", 1), ax=ax)
             ax.set_ylabel("validation accuracy (%)")
