@@ -96,13 +96,14 @@ def keep_checked_outputs(profile: str = "smoke") -> list[Path]:
     changed = []
     for nb_path in notebooks():
         executed = nbformat.read(paths.project_root() / "runs" / profile / nb_path.name, as_version=4)
-        outputs = {c.source: c.outputs for c in executed.cells if c.cell_type == "code"}
+        ran = {c.source: c for c in executed.cells if c.cell_type == "code"}
         book = nbformat.read(nb_path, as_version=4)
         for cell in book.cells:
             if cell.cell_type == "code":
-                checked = cell.source.startswith("# NBVAL_CHECK_OUTPUT")
-                cell.outputs = outputs.get(cell.source, []) if checked else []
-                cell.execution_count = None
+                # nbval compares only cells that carry an execution count.
+                ref = ran.get(cell.source) if cell.source.startswith("# NBVAL_CHECK_OUTPUT") else None
+                cell.outputs = ref.outputs if ref else []
+                cell.execution_count = ref.execution_count if ref else None
         nbformat.write(book, nb_path)
         changed.append(nb_path)
     return changed
