@@ -4,7 +4,6 @@ is found by its config hash and returned from the store, never recomputed."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
 from contextlib import nullcontext
@@ -18,6 +17,7 @@ from tqdm.auto import tqdm
 
 from . import data, env, methods, paths
 from .checkpoint import load_backbone, load_source
+from .install import sha256
 from .config import RunConfig
 from .errors import ConfigError
 from .models import resnet26
@@ -26,21 +26,13 @@ from .results import ResultsStore
 EVAL_BATCH = 500
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def with_source(cfg: RunConfig, source: str | Path | None) -> RunConfig:
     """Put the source checkpoint's digest into the config, so the hash tells sources apart by content."""
     if source is None:
         return cfg
     if not Path(source).exists():
         load_source(source)  # raises the clear error
-    sha = file_sha256(source)
+    sha = sha256(Path(source))
     if cfg.source_sha256 not in (None, sha):
         raise ConfigError(f"source {source} has sha256 {sha}, but the config names {cfg.source_sha256}")
     return dataclasses.replace(cfg, source_sha256=sha)
