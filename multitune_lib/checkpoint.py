@@ -105,7 +105,7 @@ def load_official_t7(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def save_source(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], meta: dict, half: bool = False) -> None:
     """Write a project backbone checkpoint; `half` stores floating tensors as fp16 to keep files small."""
-    json.dumps(meta)  # meta must be plain data, or load_source's weights_only load would refuse the file
+    meta = json.loads(json.dumps(meta))  # plain data only (no str subclasses), so weights_only loads accept it
     sd = {k: v.detach().cpu() for k, v in state_dict.items()}
     if half:
         sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}

@@ -59,6 +59,15 @@ def cmd_run(a) -> None:
     print(json.dumps({"digest": row["digest"], **row["metrics"]}, indent=1))
 
 
+def cmd_pretrain(a) -> None:
+    from .data import parse_classes
+    from .pretrain import pretrain
+
+    pretrain(a.dataset, parse_classes(a.classes), epochs=a.epochs, milestones=a.milestones, lr=a.lr,
+             weight_decay=a.weight_decay, crop=a.crop, seed=a.seed, eval_every=a.eval_every, out=a.out, note=a.note,
+             force=a.force, data_root=a.data_root, results=a.results, device=a.device, precision=a.precision)
+
+
 def cmd_data_install(a) -> None:
     from . import install
 
@@ -85,6 +94,25 @@ def parser() -> argparse.ArgumentParser:
     add_exec_args(p)
     p.add_argument("--keep-weights", action="store_true", help="keep the final weights in the store")
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("pretrain", help="train ResNet-26 from scratch and save it as a source model",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default="cifar100", help="Decathlon dataset name (imagenet12 for users who have it)")
+    p.add_argument("--classes", default="1-50", help="1-based class ids to train on; 'all' for every class")
+    p.add_argument("--epochs", type=int, default=60, help="training epochs")
+    p.add_argument("--milestones", type=int, nargs="+", help="epochs where lr is multiplied by 0.1 "
+                   "(default: half and three quarters of --epochs)")
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--crop", type=int, default=64, help="training crop in px; below 64 the images are scaled "
+                   "down first (a cheaper, lower-resolution pretraining)")
+    p.add_argument("--eval-every", type=int, default=1, help="validate every n epochs and after the last")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=paths.default_source(), help="checkpoint to write")
+    p.add_argument("--note", default="", help="a remark kept in the metadata, e.g. why the budget was small")
+    p.add_argument("--force", action="store_true", help="replace an --out written by a different run")
+    add_exec_args(p)
+    p.set_defaults(fn=cmd_pretrain, results=paths.project_root() / "runs" / "pretrain")
 
     data = sub.add_parser("data", help="install the Visual Decathlon data").add_subparsers(dest="data", required=True)
     p = data.add_parser("install", help="unpack the Decathlon archives into the ignored data folder")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigError
 
-METHODS = ("spottune", "multitune", "finetune", "l2sp", "feature")
+METHODS = ("spottune", "multitune", "finetune", "l2sp", "feature", "scratch")
 
 # The paper's settings (Table 1, section 4.2); None in RunConfig means "take these".
 DEFAULTS = {
@@ -17,6 +17,8 @@ DEFAULTS = {
     "finetune": dict(lr=0.1, milestones=(20, 50, 80), alpha=None),
     "l2sp": dict(lr=0.1, milestones=(20, 50, 80), weight_decay=0.0, alpha=0.01, beta=0.01),
     "feature": dict(lr=0.1, milestones=(20, 50, 80), weight_decay=0.0, alpha=None),
+    # Training from random initialisation, as `pretrain` does to make a source model.
+    "scratch": dict(lr=0.1, milestones=(20, 50, 80), weight_decay=5e-4, alpha=None),
 }
 # SpotTune's code decays weights on aircraft but not on cifar100; other datasets follow aircraft.
 NO_WEIGHT_DECAY = ("cifar100",)
@@ -36,6 +38,8 @@ class RunConfig:
     policy_lr: float | None = None  # SpotTune's policy network
     milestones: tuple[int, ...] | None = None
     gamma: float = 0.1
+    crop: int = 64  # training crop in px; evaluation sees the whole image (the paper: 64 px crops of 72 px)
+    eval_every: int = 1  # validate every n epochs and after the last (the paper: every epoch)
     momentum: float = 0.9
     weight_decay: float | None = None
     policy_weight_decay: float | None = None
@@ -53,6 +57,9 @@ class RunConfig:
             raise ConfigError(f"unknown method {self.method!r}: choose one of {', '.join(METHODS)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(f"epochs and batch_size must be positive (got {self.epochs}, {self.batch_size})")
+        if self.crop not in range(16, 65, 8) or self.eval_every < 1:
+            raise ConfigError(f"crop must be a multiple of 8 in [16, 64] px and eval_every positive (got {self.crop}, "
+                              f"{self.eval_every})")
         if not 0.0 <= self.eta <= 1.0:
             raise ConfigError(f"eta must lie in [0, 1], got {self.eta}")
         if self.shots is not None and self.shots < 1:

@@ -110,6 +110,12 @@ def select(df: pd.DataFrame, shots: int | None = None, classes=None, seed: int =
     return df.sort_values("image_id").reset_index(drop=True)
 
 
+def eval_side(crop: int) -> int:
+    """The whole-image side for a training crop: crop * 72/64, rounded up to a multiple of 8 so that the three
+    stride-2 stages divide it evenly (72 for 64, 40 for 32)."""
+    return -(-crop * SIZE // CROP // 8) * 8
+
+
 @dataclass
 class Split:
     images: torch.Tensor  # uint8, N x 3 x 72 x 72
@@ -122,6 +128,13 @@ class Split:
 
     def to(self, device) -> "Split":
         return Split(self.images.to(device), self.labels.to(device), self.num_classes, self.files)
+
+    def for_crop(self, crop: int) -> "Split":
+        """The images scaled for a `crop` px training crop (low-res training) to `eval_side(crop)`."""
+        if crop == CROP:
+            return self
+        side = eval_side(crop)
+        return Split(TF.resize(self.images, [side, side], antialias=True), self.labels, self.num_classes, self.files)
 
 
 class ImageSource:

@@ -30,8 +30,8 @@ def device_name(device: torch.device) -> str:
 def environment(device: torch.device) -> dict:
     return {
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torch": str(torch.__version__),  # TorchVersion would not load with weights_only
+        "torchvision": str(torchvision.__version__),
         "cuda": torch.version.cuda or "none",
         "device": str(device),
         "device_name": device_name(device),

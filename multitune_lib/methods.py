@@ -67,7 +67,7 @@ def build_multitune(cfg, make_backbone, num_classes) -> Built:
     ], ["fc."] + [f"net_a.{m}." for m in new_a] + [f"net_b.{m}." for m in new_b])
 
 
-BUILDERS = {"finetune": build_finetune, "l2sp": build_finetune, "feature": build_feature,
+BUILDERS = {"finetune": build_finetune, "l2sp": build_finetune, "scratch": build_finetune, "feature": build_feature,
             "spottune": build_spottune, "multitune": build_multitune}
 
 

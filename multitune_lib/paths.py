@@ -29,3 +29,8 @@ def cache_dir() -> Path:
 def shared_decathlon() -> Path:
     """The archives beside the checkout that tests and CI install from."""
     return project_root().parent / "shared" / "decathlon"
+
+
+def default_source() -> Path:
+    """The committed source model of the offline profile (`python -m multitune_lib pretrain`)."""
+    return project_root() / "data" / "pretrained" / "resnet26_cifar100_1-50.pt"

@@ -2,6 +2,7 @@
 
 runs/<digest>/checkpoint.pt  resumable state, rewritten atomically after every epoch, removed at the end
 runs/<digest>/history.csv    one row per epoch
+runs/<digest>/weights.pt     final weights, for runs that keep them
 runs/<digest>/run.json       written last: its presence is what makes a run finished
 runs.csv, history.csv        all finished runs, rebuilt after each finish (for people; the folders are the truth)
 """
@@ -43,6 +44,13 @@ class ResultsStore:
         atomic.write_text(d / "run.json", json.dumps(row, indent=1, sort_keys=True))
         (d / "checkpoint.pt").unlink(missing_ok=True)
         self.export()
+
+    def weights(self, digest: str) -> dict:
+        """The final weights a run kept (`keep_weights=True`)."""
+        path = self.run_dir(digest) / "weights.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: run {digest} did not keep its weights (train with keep_weights=True)")
+        return torch.load(path, map_location="cpu", weights_only=True)
 
     def rows(self) -> list[dict]:
         return [json.loads(p.read_text()) for p in sorted(self.root.glob("runs/*/run.json"))]

@@ -98,11 +98,13 @@ def run(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
               f"found in {store.root}, not recomputed")
         return done
 
+    if cfg.method == "scratch" and source is not None:
+        raise ConfigError("method scratch trains from random initialisation: drop the source checkpoint")
     root = data_root or paths.default_data_root()
     train = data.load(root, cfg.dataset, "train", cfg.shots, cfg.classes, cfg.seed, cache, image_source)
     val = data.load(root, cfg.dataset, "val", None, cfg.classes, cfg.seed, cache, image_source)
     norm = data.Normalise(*data.normalisation(cfg.dataset, train), device)
-    train, val = train.to(device), val.to(device)
+    train, val = train.to(device).for_crop(cfg.crop), val.to(device).for_crop(cfg.crop)
 
     torch.manual_seed(cfg.seed)
     state = load_source(source)[0] if source is not None else None
@@ -147,7 +149,7 @@ def run(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
         loss_sum = torch.zeros((), device=device)
         penalty = torch.zeros((), device=device)
         for idx in torch.randperm(n, generator=gen, device=device).split(cfg.batch_size):
-            x = norm.augment(train.images[idx], gen)
+            x = norm.augment(train.images[idx], gen, cfg.crop)
             with autocast():
                 out = step_model(x)
             loss = F.cross_entropy(out.float(), train.labels[idx])
@@ -164,7 +166,8 @@ def run(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
         train_seconds = time.perf_counter() - t0
         if hasattr(model, "reset_usage"):
             model.reset_usage()
-        acc = evaluate(step_model, val, norm, autocast)
+        last = epoch + 1 == cfg.epochs
+        acc = evaluate(step_model, val, norm, autocast) if last or (epoch + 1) % cfg.eval_every == 0 else None
         row = {"epoch": epoch + 1, "train_loss": train_loss, "penalty": float(penalty.detach()), "val_acc": acc,
                "train_seconds": train_seconds, "seconds": time.perf_counter() - t0, **{f"lr.{k}": v for k, v in lrs.items()}}
         if hasattr(model, "block_usage"):
@@ -173,12 +176,12 @@ def run(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
         store.save_checkpoint(digest, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                        "scheduler": sched.state_dict(), "l2sp": reg.state_dict() if reg else None,
                                        "rng": rng_state(device, gen), "history": history})
-        bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{acc:.3f}")
+        bar.set_postfix(loss=f"{train_loss:.3f}", acc="-" if acc is None else f"{acc:.3f}")
         if on_epoch is not None:
             on_epoch(row)
     bar.close()
 
-    accs = [h["val_acc"] for h in history]
+    accs = [-1.0 if h["val_acc"] is None else h["val_acc"] for h in history]  # -1: epochs not evaluated
     train_seconds = sum(h["train_seconds"] for h in history)
     result = {
         "digest": digest,
