@@ -1,9 +1,11 @@
-"""Command line: `python -m multitune_lib {run,data,bench} ...`."""
+"""Command line: `python -m multitune_lib {run,pretrain,data,results,bench} ...`."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
 from . import paths
@@ -32,6 +34,10 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reinit", choices=("block", "stage"), default="block",
                    help="MultiTune: re-initialise the last block or the whole last stage")
     p.add_argument("--sample-eval", action="store_true", help="SpotTune: sample the policy at evaluation")
+    p.add_argument("--crop", type=int, default=64, help="training crop in px (the paper: 64 of 72); smaller crops "
+                   "train on scaled-down images")
+    p.add_argument("--eval-every", type=int, default=1, help="validate every n epochs and after the last "
+                   "(the paper: every epoch)")
     p.add_argument("--source", type=Path, help="source checkpoint: resnet26_pretrained.t7 or one of ours "
                    "(default: train from scratch)")
 
@@ -53,7 +59,7 @@ def cmd_run(a) -> None:
                     seed=a.seed, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, lr_last=a.lr_last,
                     policy_lr=a.policy_lr, milestones=tuple(a.milestones) if a.milestones else None, gamma=a.gamma,
                     weight_decay=a.weight_decay, alpha=a.alpha, beta=a.beta, eta=a.eta, reinit=a.reinit,
-                    sample_eval=a.sample_eval)
+                    sample_eval=a.sample_eval, crop=a.crop, eval_every=a.eval_every)
     row = run(cfg, data_root=a.data_root, results=a.results, source=a.source, device=a.device,
               precision=a.precision, compile=a.compile, keep_weights=a.keep_weights)
     print(json.dumps({"digest": row["digest"], **row["metrics"]}, indent=1))
@@ -75,6 +81,29 @@ def cmd_data_install(a) -> None:
         install.download(a.download)
     root = install.install(a.download or getattr(a, "from"), a.dest)
     print(f"Decathlon root: {root}")
+
+
+def cmd_data_pack(a) -> None:
+    from .pack import pack_part
+
+    pack_part(a.profile, a.part, a.out, a.data_root, a.seeds)
+
+
+def cmd_results_merge(a) -> None:
+    from .results import ResultsStore
+
+    for src in a.sources:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = src
+            if src.is_file():  # a tarball of a store, as the device tool brings one back
+                with tarfile.open(src) as tar:
+                    tar.extractall(tmp, filter="data")
+                found = sorted(Path(tmp).glob("**/runs/*/run.json"))
+                store = found[0].parent.parent.parent if found else Path(tmp)
+            if not (store / "runs").is_dir():
+                raise MultiTuneError(f"{src} is not a results store or a tarball of one (no runs/ folder in it)")
+            copied = ResultsStore(a.into).merge(store)
+        print(f"{src}: {len(copied)} new runs merged into {a.into}" + (f" ({', '.join(copied)})" if copied else ""))
 
 
 def cmd_bench(a) -> None:
@@ -114,7 +143,8 @@ def parser() -> argparse.ArgumentParser:
     add_exec_args(p)
     p.set_defaults(fn=cmd_pretrain, results=paths.project_root() / "runs" / "pretrain")
 
-    data = sub.add_parser("data", help="install the Visual Decathlon data").add_subparsers(dest="data", required=True)
+    data = sub.add_parser("data", help="install the Visual Decathlon data, or pack part of it")
+    data = data.add_subparsers(dest="data", required=True)
     p = data.add_parser("install", help="unpack the Decathlon archives into the ignored data folder")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--from", type=Path, help="folder holding decathlon-1.0-devkit.tar.gz and the dataset tars "
@@ -123,6 +153,22 @@ def parser() -> argparse.ArgumentParser:
                      help="download the official archives into DIR first (needs internet, several GB)")
     p.add_argument("--dest", type=Path, default=paths.data_dir() / "decathlon", help="where to unpack")
     p.set_defaults(fn=cmd_data_install)
+
+    p = data.add_parser("pack", help="write the images one part of a profile needs into one zip (to carry them to "
+                        "a machine without the Decathlon archives); any data root may then name the zip")
+    p.add_argument("--profile", required=True, help="the profile whose images to pack, e.g. offline")
+    p.add_argument("--part", required=True, help="a dataset of the profile (aircraft, cifar100) or pretrain")
+    p.add_argument("--out", type=Path, help="zip to write (default: data/packs/<profile>-<part>.zip, ignored by git)")
+    p.add_argument("--data-root", type=Path, help=f"Decathlon root to read (default: {paths.default_data_root()})")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds of the few-shot draws (default: the profile's)")
+    p.set_defaults(fn=cmd_data_pack)
+
+    results = sub.add_parser("results", help="work with results stores").add_subparsers(dest="results", required=True)
+    p = results.add_parser("merge", help="copy finished runs from other stores (e.g. brought back from a GPU "
+                           "machine); a run already present is left alone, so merging twice changes nothing")
+    p.add_argument("sources", type=Path, nargs="+", help="results stores to read, or .tar.gz files of them")
+    p.add_argument("--into", type=Path, required=True, help="the store to merge into, e.g. results/offline")
+    p.set_defaults(fn=cmd_results_merge)
 
     p = sub.add_parser("bench", help="images/s of the training step: ours against a reference loop written like "
                        "the original code", formatter_class=argparse.ArgumentDefaultsHelpFormatter)

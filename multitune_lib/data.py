@@ -40,34 +40,33 @@ HOW_TO_GET_DATA = (
 
 
 def available(root: str | Path) -> list[str]:
-    """Dataset names with a train annotation file under `root`."""
-    return sorted(p.name[: -len("_train.json")] for p in Path(root, "annotations").glob("*_train.json"))
+    """Dataset names with a train annotation file under `root` (a folder or a pack)."""
+    return open_source(root).names()
 
 
 def annotations(root: str | Path, name: str, split: str) -> pd.DataFrame:
     """One row per image: file_name (relative to root), label (category_id - min), class_id (1-based), width, height."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"Decathlon root {root} does not exist. {HOW_TO_GET_DATA}")
-    path = root / "annotations" / f"{name}_{split}.json"
-    if not path.exists():
-        names = available(root)
+    source = open_source(root)
+    where = f"{source.root}:annotations/{name}_{split}.json"
+    text = source.annotation(name, split)
+    if text is None:
+        names = source.names()
         if name not in names:
-            raise DataError(f"unknown dataset {name!r}: no {path}. Datasets under {root}: {names or 'none'}. "
+            raise DataError(f"unknown dataset {name!r}: no {where}. Datasets under {source.root}: {names or 'none'}. "
                             f"{HOW_TO_GET_DATA}")
-        raise DataError(f"missing annotation file {path} (split {split!r}). {HOW_TO_GET_DATA}")
+        raise DataError(f"missing annotation file {where} (split {split!r}). {HOW_TO_GET_DATA}")
     try:
-        ann = json.loads(path.read_text())
+        ann = json.loads(text)
         images = pd.DataFrame(ann["images"]).set_index("id")
         labels = pd.DataFrame(ann["annotations"]).set_index("image_id")["category_id"]
         first = min(c["id"] for c in ann["categories"])
     except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path} is not a Decathlon (COCO-style) annotation file: {e!r}. "
+        raise DataError(f"{where} is not a Decathlon (COCO-style) annotation file: {e!r}. "
                         f"Expected images[{{id,file_name,width,height}}], annotations[{{image_id,category_id}}], "
                         f"categories. {HOW_TO_GET_DATA}") from e
     df = images.join(labels, how="inner")
     if len(df) != len(images):
-        raise DataError(f"{path}: {len(images) - len(df)} images have no annotation; re-install the devkit.")
+        raise DataError(f"{where}: {len(images) - len(df)} images have no annotation; re-install the devkit.")
     df["label"] = (df.pop("category_id") - first).astype("int64")
     df["class_id"] = df["label"] + 1
     df.attrs["num_classes"] = len(ann["categories"])
@@ -138,10 +137,19 @@ class Split:
 
 
 class ImageSource:
-    """Reads the JPEG bytes of a Decathlon file name from the unpacked root."""
+    """An unpacked Decathlon root: annotations/<name>_<split>.json and the JPEGs under data/."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"Decathlon root {self.root} does not exist. {HOW_TO_GET_DATA}")
+
+    def names(self) -> list[str]:
+        return sorted(p.name[: -len("_train.json")] for p in (self.root / "annotations").glob("*_train.json"))
+
+    def annotation(self, name: str, split: str) -> str | None:
+        path = self.root / "annotations" / f"{name}_{split}.json"
+        return path.read_text() if path.exists() else None
 
     def fingerprint(self, file_name: str) -> int:
         try:
@@ -151,6 +159,14 @@ class ImageSource:
 
     def read(self, file_name: str) -> bytes:
         return (self.root / file_name).read_bytes()
+
+
+def open_source(root: str | Path) -> ImageSource:
+    """A folder is an unpacked Decathlon root; a file is a pack written by `data pack`."""
+    if Path(root).is_file():
+        from .pack import PackSource
+        return PackSource(root)
+    return ImageSource(root)
 
 
 def decode(data: bytes, where: str) -> torch.Tensor:
@@ -167,8 +183,8 @@ def decode(data: bytes, where: str) -> torch.Tensor:
 def load(root: str | Path, name: str, split: str, shots: int | None = None, classes=None, seed: int = 0,
          cache: str | Path | None = None, source: ImageSource | None = None) -> Split:
     """Load one split (or its few-shot / class subset), decoding only the images it needs."""
+    source = source or open_source(root)
     df = select(annotations(root, name, split), shots, classes, seed)
-    source = source or ImageSource(root)
     files = df["file_name"].tolist()
     key = hashlib.sha1(json.dumps([CACHE_VERSION, SIZE, [(f, source.fingerprint(f)) for f in files]])
                        .encode()).hexdigest()[:16]

@@ -3,12 +3,13 @@ its metadata for `--source`. The offline profile starts from CIFAR-100 classes 1
 was seen in pretraining; users with the Decathlon's imagenet12 pretrain on that the same way."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from . import paths, train
+from . import atomic, paths, train
 from .checkpoint import load_source, save_source
 from .config import RunConfig
 from .data import eval_side
@@ -21,6 +22,13 @@ def class_spec(classes) -> str:
         return "all"
     c = sorted(classes)
     return f"{c[0]}-{c[-1]}" if c == list(range(c[0], c[-1] + 1)) else ",".join(map(str, c))
+
+
+def write_card(out: Path, meta: dict) -> Path:
+    """The metadata beside the checkpoint as JSON, for people and for diffs (the checkpoint's own copy is the truth)."""
+    card = Path(out).with_suffix(".json")
+    atomic.write_text(card, json.dumps(meta, indent=1) + "\n")
+    return card
 
 
 def pretrain(dataset: str = "cifar100", classes=tuple(range(1, 51)), *, epochs: int = 60, milestones=None,
@@ -64,6 +72,7 @@ def pretrain(dataset: str = "cifar100", classes=tuple(range(1, 51)), *, epochs: 
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     save_source(out, store.weights(row["digest"]), meta, half=True)
+    write_card(out, meta)
     print(f"source model: {out} ({out.stat().st_size / 2**20:.1f} MiB), {dataset} classes {meta['classes']}, "
           f"final val acc {m['final_val_acc']:.4f} on {m['val_images']} images")
     return meta

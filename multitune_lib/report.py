@@ -1,16 +1,22 @@
 """Table 3 and Fig. 2 from the results store alone, ours beside the paper's (always labelled as the paper's)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from . import atomic, paths
+from . import atomic, paths, profiles
 from .study import Study
 
 COLOURS = {"SpotTune": "tab:blue", "MultiTune": "tab:red"}  # as in the paper's Fig. 2
+
+
+def figures_dir(profile: str) -> Path:
+    """figures/<profile>, so a smoke run never overwrites published figures; $MULTITUNE_FIGURES overrides it."""
+    return paths.project_root() / os.environ.get("MULTITUNE_FIGURES", f"figures/{profile}")
 
 
 def paper_table3() -> pd.DataFrame:
@@ -30,9 +36,9 @@ def table3(study: Study) -> pd.DataFrame:
     paper = paper_table3().rename(columns={"images_per_class": "row", "method": "method_name",
                                            "val_accuracy_pct": "paper_val_acc_pct", "total_minutes": "paper_minutes"})
     t = ours.merge(paper, on=["dataset", "row", "method_name"], how="left")
-    # A difference means something only where our data is the paper's: all classes of the dataset.
-    same_data = t["dataset"].map(lambda d: study.profile.classes(d) is None)
-    t["diff_pct"] = (t["ours_val_acc_pct"] - t["paper_val_acc_pct"]).where(same_data)
+    # A difference means something only where our data and source are the paper's.
+    same = t["dataset"].map(lambda d: study.profile.paper_comparable and study.profile.classes(d) is None)
+    t["diff_pct"] = (t["ours_val_acc_pct"] - t["paper_val_acc_pct"]).where(same)
     t["row_order"] = t["row"].map(lambda r: float("-inf") if r == "all" else -int(r))  # all, 20, 15, 10, 5
     t = t.sort_values(["method_name", "dataset", "row_order"]).drop(columns="row_order").reset_index(drop=True)
     t.insert(0, "profile", study.profile.name)
@@ -53,7 +59,8 @@ def write_table3(t: pd.DataFrame, folder: Path) -> None:
     cols = ["data", "images_per_class", "method", "ours_val_acc_pct", "paper_val_acc_pct", "diff_pct",
             "ours_best_val_acc_pct", "ours_minutes", "paper_minutes", "seeds", "epochs", "device"]
     atomic.write_text(folder / "table3.csv", t.to_csv(index=False))
-    head = (f"# Table 3 ({t['profile'].iloc[0]} profile)\n\nOurs: validation accuracy (%) at the final epoch, "
+    about = profiles.get(t["profile"].iloc[0]).about
+    head = (f"# Table 3 ({t['profile'].iloc[0]} profile)\n\n{about}\n\nOurs: validation accuracy (%) at the final epoch, "
             "mean over seeds; best epoch beside it; total training minutes (train + per-epoch validation) on our "
             "device. paper_*: the paper's Table 3 (GTX 1060), not ours.\n\n")
     atomic.write_text(folder / "table3.md", head + markdown(t[cols]))
@@ -64,7 +71,9 @@ def fig2(study: Study):
     Validation accuracy against epoch, SpotTune blue and MultiTune red; few-shot rows told apart by line style."""
 
     h = study.history()
-    h = h[h["method"].isin(["spottune", "multitune"]) & (h["variant"] == "main")].assign(val_acc_pct=lambda d: d["val_acc"] * 100)
+    h = h[h["method"].isin(["spottune", "multitune"]) & (h["variant"] == "main")].dropna(subset=["val_acc"])
+    h = h.assign(val_acc_pct=h["val_acc"] * 100)
+    sparse = h.groupby("digest").size().max() < 20 if len(h) else False  # few evaluations: mark each one
     datasets = list(study.profile.datasets)[:2]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
     for i, dataset in enumerate(datasets):
@@ -78,7 +87,8 @@ def fig2(study: Study):
                 continue
             d = d.drop(columns="method").rename(columns={"method_name": "method", "row": "images per class"})
             sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=COLOURS,
-                         style="images per class" if smaller else None, errorbar=("sd", 1), ax=ax)
+                         style="images per class" if smaller else None, errorbar=("sd", 1), ax=ax,
+                         marker="o" if sparse else None)
             ax.set_ylabel("validation accuracy (%)")
             ax.legend(fontsize=8, title=None)
     fig.suptitle(f"Fig. 2 ({study.profile.name} profile): validation accuracy against epoch")

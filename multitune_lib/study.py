@@ -1,5 +1,5 @@
 """The study: runs a profile's configurations for the notebooks, and `python -m multitune_lib.study` runs the
-numbered notebooks in order with papermill, writing executed copies under runs/<profile>/."""
+numbered notebooks in order with papermill, writing executed copies under results/<profile>/notebooks/."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import paths, profiles, train
-from .config import RunConfig
+from .config import DEFAULTS, RunConfig
 from .errors import ConfigError, MultiTuneError
 from .results import ResultsStore
 
@@ -23,7 +23,7 @@ class Study:
                  seeds=None, results=None):
         self.profile = profiles.get(profile)
         self.data_root = Path(data_root) if data_root else paths.default_data_root()
-        self.source = Path(source) if source else None
+        self.source = Path(source) if source else self.profile.source
         self.device = device
         self.seeds = tuple(seeds) if seeds else self.profile.seeds
         self.results = Path(results) if results else paths.project_root() / "results" / self.profile.name
@@ -33,17 +33,24 @@ class Study:
         """One row of the study: `shots="all"` is the profile's whole-dataset row. Runs with other settings
         (an eta sweep, say) get their own `variant`, so Table 3 and Fig. 2 keep to the paper's settings."""
         p = self.profile
-        if p.needs_source and self.source is None:
-            raise ConfigError(f"the {p.name} profile starts from a source checkpoint: pass "
-                              "source=resnet26_pretrained.t7 (the SpotTune release) or one of ours")
+        if p.needs_source and (self.source is None or not self.source.exists()):
+            raise ConfigError(f"the {p.name} profile starts from a source checkpoint ({self.source or 'none given'}): "
+                              "pass source=resnet26_pretrained.t7 (the SpotTune release) or one of ours "
+                              "(`python -m multitune_lib pretrain`)")
+        settings.setdefault("milestones", p.milestones(DEFAULTS[method]["milestones"]))
+        settings.setdefault("eval_every", p.eval_every)
         cfg = RunConfig(method=method, dataset=dataset, shots=p.full_shots if shots == "all" else shots,
                         classes=p.classes(dataset), seed=seed, epochs=p.epochs, **settings)
         return train.run(cfg, data_root=self.data_root, results=self.results, source=self.source,
                          device=self.device, tags={"profile": p.name, "row": str(shots), "variant": variant})
 
     def run_all(self, methods, datasets=None, shots=("all",)) -> pd.DataFrame:
+        """Every method x dataset x row x seed; whole-dataset rows only where the profile has them."""
+        shots = [s for s in shots if s != "all" or self.profile.full_rows]
         rows = [self.run(m, d, s, seed) for d in datasets or self.profile.datasets for s in shots
                 for m in methods for seed in self.seeds]
+        if not rows:
+            return pd.DataFrame(columns=["method", "dataset", "row", "seed"])
         return pd.DataFrame([{"method": r["config"]["method"], "dataset": r["config"]["dataset"],
                               "row": r["tags"]["row"], "seed": r["config"]["seed"], **r["metrics"]} for r in rows])
 
@@ -68,11 +75,16 @@ def notebooks() -> list[Path]:
     return sorted((paths.project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def executed_dir(profile: str) -> Path:
+    """Executed copies of the notebooks live beside the profile's results store."""
+    return paths.project_root() / "results" / profile / "notebooks"
+
+
 def run_notebooks(profile: str, parameters: dict, only=None) -> Path:
     """Execute the numbered notebooks in order; a failure stops the run and names the notebook and cell."""
     import papermill as pm
 
-    out = paths.project_root() / "runs" / profile
+    out = executed_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
     for nb in notebooks():
         if only and not any(nb.name.startswith(o) for o in only):
@@ -95,7 +107,7 @@ def keep_checked_outputs(profile: str = "smoke") -> list[Path]:
 
     changed = []
     for nb_path in notebooks():
-        executed = nbformat.read(paths.project_root() / "runs" / profile / nb_path.name, as_version=4)
+        executed = nbformat.read(executed_dir(profile) / nb_path.name, as_version=4)
         ran = {c.source: c for c in executed.cells if c.cell_type == "code"}
         book = nbformat.read(nb_path, as_version=4)
         for cell in book.cells:
@@ -121,12 +133,15 @@ def parse_value(text: str):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m multitune_lib.study", description=__doc__)
-    ap.add_argument("--profile", default=None, help=f"one of {', '.join(profiles.PROFILES)} "
-                    "(default: $MULTITUNE_PROFILE, else smoke)")
+    ap.add_argument("--profile", default=None, help=f"one of {', '.join(profiles.PROFILES)}, or auto (offline "
+                    "where CUDA is present, else smoke) (default: $MULTITUNE_PROFILE, else smoke)")
     ap.add_argument("--source", help="source checkpoint (resnet26_pretrained.t7 or one of ours)")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="another notebook parameter, e.g. -p device cuda -p data_root /data/decathlon-1.0")
     ap.add_argument("--only", nargs="+", help="run only the notebooks whose names start with these, e.g. 04")
+    ap.add_argument("--train-only", nargs="*", metavar="DATASET", help="train the Table 3 rows of these datasets "
+                    "(default: all of the profile's) without papermill or notebooks, e.g. on a GPU machine with "
+                    "only a data pack; then merge its results store and run --only 04 where Jupyter is")
     ap.add_argument("--keep-checked-outputs", action="store_true", help="after running, copy the outputs that "
                     "nbval checks into the source notebooks (maintainers, smoke profile)")
     a = ap.parse_args(argv)
@@ -135,13 +150,21 @@ def main(argv=None) -> int:
     if a.source:
         params["source"] = str(Path(a.source).resolve())
     try:
+        if a.train_only is not None:
+            study = Study(profile, params.get("data_root"), a.source, params.get("device", "auto"),
+                          results=params.get("results"))
+            rows = study.run_all(list(METHOD_NAMES), a.train_only or None, ("all", *study.profile.shots))
+            print(rows.to_string(index=False))
+            return 0
         out = run_notebooks(profile, params, a.only)
     except MultiTuneError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if a.keep_checked_outputs:
         print("checked outputs kept in", ", ".join(p.name for p in keep_checked_outputs(profile)))
-    figures = paths.project_root() / "figures"
+    from .report import figures_dir
+
+    figures = figures_dir(profile)
     print(f"executed notebooks: {out}\nTable 3: {figures / 'table3.md'} and table3.csv\n"
           f"Fig. 2: {figures / 'fig2.png'} and fig2.pdf")
     return 0

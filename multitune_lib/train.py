@@ -164,13 +164,14 @@ def run(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
         sched.step()
         train_loss = loss_sum.item() / n  # synchronises
         train_seconds = time.perf_counter() - t0
-        if hasattr(model, "reset_usage"):
-            model.reset_usage()
-        last = epoch + 1 == cfg.epochs
-        acc = evaluate(step_model, val, norm, autocast) if last or (epoch + 1) % cfg.eval_every == 0 else None
+        acc = None
+        if epoch + 1 == cfg.epochs or (epoch + 1) % cfg.eval_every == 0:
+            if hasattr(model, "reset_usage"):
+                model.reset_usage()  # SpotTune's block usage is recorded on the val split
+            acc = evaluate(step_model, val, norm, autocast)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "penalty": float(penalty.detach()), "val_acc": acc,
                "train_seconds": train_seconds, "seconds": time.perf_counter() - t0, **{f"lr.{k}": v for k, v in lrs.items()}}
-        if hasattr(model, "block_usage"):
+        if hasattr(model, "block_usage") and acc is not None:
             row.update({f"usage.{t}": u for t, u in enumerate(model.block_usage())})
         history.append(row)
         store.save_checkpoint(digest, {"model": model.state_dict(), "optimizer": opt.state_dict(),
