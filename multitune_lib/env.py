@@ -24,7 +24,16 @@ def git_commit() -> str:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+    return cpu_model() or platform.processor() or platform.machine()
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name on Linux, where platform.processor() is often empty."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""
 
 
 def environment(device: torch.device) -> dict:

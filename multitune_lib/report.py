@@ -67,7 +67,8 @@ def write_table3(t: pd.DataFrame, folder: Path) -> None:
 
 
 def fig2(study: Study):
-    """Four panels as in the paper: (a) full aircraft, (b) smaller aircraft, (c) full cifar100, (d) smaller cifar100.
+    """Four panels as in the paper: (a) full aircraft, (b) smaller aircraft, (c) full cifar100, (d) smaller cifar100
+    (two per dataset of the profile).
     Validation accuracy against epoch, SpotTune blue and MultiTune red; few-shot rows told apart by line style."""
 
     h = study.history()
@@ -75,21 +76,25 @@ def fig2(study: Study):
     h = h.assign(val_acc_pct=h["val_acc"] * 100)
     sparse = h.groupby("digest").size().max() < 20 if len(h) else False  # few evaluations: mark each one
     datasets = list(study.profile.datasets)[:2]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 4 * len(datasets)), sharex=True, squeeze=False)
     for i, dataset in enumerate(datasets):
         for j, smaller in enumerate((False, True)):
             ax = axes.flat[2 * i + j]
             d = h[(h["dataset"] == dataset) & ((h["row"] != "all") if smaller else (h["row"] == "all"))]
             label = study.profile.label(dataset)
             ax.set_title(f"({'abcd'[2 * i + j]}) {'smaller ' if smaller else ''}{label}")
+            ax.set_xlim(0, study.profile.epochs + 0.5)  # room for a marker on the last epoch
             if d.empty:
-                ax.text(0.5, 0.5, "no runs yet", ha="center", transform=ax.transAxes)
+                absent = not (smaller or study.profile.full_rows)
+                ax.text(0.5, 0.5, "no whole-dataset rows in this profile" if absent else "no runs yet", ha="center",
+                        transform=ax.transAxes)
                 continue
             d = d.drop(columns="method").rename(columns={"method_name": "method", "row": "images per class"})
             sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=COLOURS,
                          style="images per class" if smaller else None, errorbar=("sd", 1), ax=ax,
                          marker="o" if sparse else None)
             ax.set_ylabel("validation accuracy (%)")
+            ax.set_ylim(bottom=0)
             ax.legend(fontsize=8, title=None)
     fig.suptitle(f"Fig. 2 ({study.profile.name} profile): validation accuracy against epoch")
     fig.tight_layout()

@@ -14,6 +14,7 @@ from .errors import ConfigError, MultiTuneError
 from .results import ResultsStore
 
 METHOD_NAMES = {"spottune": "SpotTune", "multitune": "MultiTune"}
+RUN_KEYS = ["digest", "method", "method_name", "dataset", "dataset_label", "row", "variant", "seed", "eta"]
 
 
 class Study:
@@ -56,8 +57,8 @@ class Study:
 
     def runs(self) -> pd.DataFrame:
         df = self.store.runs()
-        if df.empty:
-            return df
+        if df.empty:  # the columns the notebooks select on, so an empty study reads as empty, not as an error
+            return pd.DataFrame(columns=[*RUN_KEYS, "tags"])
         return df.assign(row=df["tags"].map(lambda t: t.get("row")), variant=df["tags"].map(lambda t: t.get("variant")),
                          dataset_label=df["dataset"].map(self.profile.label),
                          method_name=df["method"].map(lambda m: METHOD_NAMES.get(m, m)))
@@ -66,9 +67,8 @@ class Study:
         """Per-epoch history joined with each run's method, dataset and row."""
         runs = self.runs()
         if runs.empty:
-            return runs
-        keys = runs[["digest", "method", "method_name", "dataset", "dataset_label", "row", "variant", "seed", "eta"]]
-        return self.store.history().merge(keys, on="digest")
+            return pd.DataFrame(columns=[*RUN_KEYS, "epoch", "train_loss", "val_acc"])
+        return self.store.history().merge(runs[RUN_KEYS], on="digest")
 
 
 def notebooks() -> list[Path]:

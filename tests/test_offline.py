@@ -3,6 +3,7 @@ import json
 import tarfile
 import zipfile
 
+import pandas as pd
 import pytest
 import torch
 
@@ -141,3 +142,25 @@ def test_the_committed_source_model_is_what_its_metadata_says():
     assert meta["train_images"] == 20000 and meta["val_images"] == 5000 and meta["num_classes"] == 50
     assert meta["history"][-1]["val_acc"] == meta["final_val_acc"] > 0.02  # better than chance on 50 classes
     load_backbone(resnet26(100), sd)
+
+
+def test_an_empty_study_reads_as_empty_tables(tmp_path):
+    study = Study("smoke", results=tmp_path / "store")
+    assert study.runs().empty and study.history().empty
+    h = study.history()
+    assert h[(h["method"] == "spottune") & (h["row"] == "all")].empty  # what notebooks 01 and 02 select
+
+
+def test_the_readme_results_are_the_committed_table3():
+    """The README's results table is copied by hand; this keeps it honest against what the study wrote."""
+    readme = (paths.project_root() / "README.md").read_text()
+    block = readme.split("<!-- results:offline-cpu", 1)[1].split("<!-- end results -->", 1)[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()[3:] if line.startswith("|")]
+    t = pd.read_csv(paths.project_root() / "figures" / "offline-cpu" / "table3.csv")
+    assert len(rows) == len(t)
+    for label, shots, method, acc, minutes, paper_acc, paper_minutes in rows:
+        row = t[(t["data"] == label) & (t["images_per_class"].astype(str) == shots) & (t["method"] == method)]
+        assert len(row) == 1, (label, shots, method)
+        row = row.iloc[0]
+        assert (acc, minutes) == (f"{row.ours_val_acc_pct:.2f}", f"{row.ours_minutes:.1f}")
+        assert (float(paper_acc), float(paper_minutes)) == (row.paper_val_acc_pct, row.paper_minutes)
