@@ -73,10 +73,10 @@ PROFILES = {
     # What a 2-core CPU can do of `offline` in about an hour: the 10- and 5-shot aircraft rows, 15 epochs with the
     # paper's schedule scaled to them, validated after the last epoch only.
     "offline-cpu": Profile("offline-cpu", {"aircraft": None}, full_shots=None, shots=(10, 5), epochs=15,
-                           needs_source=True, labels=OFFLINE_LABELS, source=paths.default_source(),
+                           seeds=(0, 1), needs_source=True, labels=OFFLINE_LABELS, source=paths.default_source(),
                            full_rows=False, eval_every=15, scale_schedule=True,
                            about=OFFLINE_ABOUT + " CPU budget: 15 epochs instead of 110 (lr milestones scaled), "
-                           "aircraft 10 and 5 images per class only, validation after the last epoch only."),
+                           "aircraft 10 and 5 images per class only, seeds 0 and 1, validation after the last epoch only."),
 }
 
 

@@ -3,6 +3,7 @@ numbered notebooks in order with papermill, writing executed copies under result
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from pathlib import Path
 
@@ -26,7 +27,9 @@ class Study:
         self.data_root = Path(data_root) if data_root else paths.default_data_root()
         self.source = Path(source) if source else self.profile.source
         self.device = device
-        self.seeds = tuple(seeds) if seeds else self.profile.seeds
+        self.seeds = self.profile.seeds if seeds is None else tuple([seeds] if isinstance(seeds, int) else seeds)
+        if not self.seeds or not all(isinstance(s, int) for s in self.seeds):
+            raise ConfigError(f"seeds={seeds!r}: give an int or a list of ints, e.g. -p seeds [0,1]")
         self.results = Path(results) if results else paths.project_root() / "results" / self.profile.name
         self.store = ResultsStore(self.results)
 
@@ -122,13 +125,11 @@ def keep_checked_outputs(profile: str = "smoke") -> list[Path]:
 
 
 def parse_value(text: str):
-    """-p values: numbers and None as such, everything else as text."""
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return None if text == "None" else text
+    """-p values: Python literals (numbers, None, lists such as [0, 1]) as such, everything else as text."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def main(argv=None) -> int:
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
     try:
         if a.train_only is not None:
             study = Study(profile, params.get("data_root"), a.source, params.get("device", "auto"),
-                          results=params.get("results"))
+                          params.get("seeds"), params.get("results"))
             rows = study.run_all(list(METHOD_NAMES), a.train_only or None, ("all", *study.profile.shots))
             print(rows.to_string(index=False))
             return 0

@@ -164,3 +164,15 @@ def test_the_readme_results_are_the_committed_table3():
         row = row.iloc[0]
         assert (acc, minutes) == (f"{row.ours_val_acc_pct:.2f}", f"{row.ours_minutes:.1f}")
         assert (float(paper_acc), float(paper_minutes)) == (row.paper_val_acc_pct, row.paper_minutes)
+
+
+def test_study_parameters_from_the_command_line(tmp_path):
+    from multitune_lib.study import parse_value
+
+    assert parse_value("[0, 1]") == [0, 1] and parse_value("0.01") == 0.01 and parse_value("None") is None
+    assert parse_value("cuda") == "cuda" and parse_value("/data/decathlon-1.0") == "/data/decathlon-1.0"
+    assert Study("smoke", results=tmp_path, seeds=[0, 1]).seeds == (0, 1)
+    assert Study("smoke", results=tmp_path, seeds=3).seeds == (3,)
+    assert Study("offline-cpu", results=tmp_path).seeds == (0, 1)
+    with pytest.raises(ConfigError, match="seeds='0 1'"):
+        Study("smoke", results=tmp_path, seeds="0 1")
