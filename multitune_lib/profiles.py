@@ -76,7 +76,8 @@ PROFILES = {
                            seeds=(0, 1), needs_source=True, labels=OFFLINE_LABELS, source=paths.default_source(),
                            full_rows=False, eval_every=15, scale_schedule=True,
                            about=OFFLINE_ABOUT + " CPU budget: 15 epochs instead of 110 (lr milestones scaled), "
-                           "aircraft 10 and 5 images per class only, seeds 0 and 1, validation after the last epoch only."),
+                           "aircraft 10 and 5 images per class only, seeds 0 and 1, validation after the last epoch "
+                           "only."),
 }
 
 

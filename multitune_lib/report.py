@@ -23,16 +23,23 @@ def paper_table3() -> pd.DataFrame:
     return pd.read_csv(paths.data_dir() / "paper" / "table3.csv", dtype={"images_per_class": str})
 
 
+def _devices(names: pd.Series) -> str:
+    # seeds may have run on different machines: name them all rather than the first
+    return ", ".join(sorted(set(names.dropna())))
+
+
 def table3(study: Study) -> pd.DataFrame:
     """Validation accuracy (%, final epoch; best epoch beside it) and total training minutes per method, dataset
-    and images per class, averaged over seeds, with the paper's numbers and our difference from them."""
+    and images per class, averaged over seeds (with their standard deviation), with the paper's numbers and our
+    difference from them."""
     runs = study.runs()
     runs = runs[runs["method"].isin(["spottune", "multitune"]) & (runs["variant"] == "main")]
     ours = (runs.assign(acc=runs["final_val_acc"] * 100, best=runs["best_val_acc"] * 100)
                 .groupby(["dataset", "dataset_label", "row", "method_name"], as_index=False)
-                .agg(ours_val_acc_pct=("acc", "mean"), ours_best_val_acc_pct=("best", "mean"),
+                .agg(ours_val_acc_pct=("acc", "mean"), ours_val_acc_sd_pct=("acc", "std"),
+                     ours_best_val_acc_pct=("best", "mean"),
                      ours_minutes=("train_minutes", "mean"), seeds=("seed", "nunique"), epochs=("epochs", "max"),
-                     device=("env.device_name", "first")))
+                     device=("env.device_name", _devices)))
     paper = paper_table3().rename(columns={"images_per_class": "row", "method": "method_name",
                                            "val_accuracy_pct": "paper_val_acc_pct", "total_minutes": "paper_minutes"})
     t = ours.merge(paper, on=["dataset", "row", "method_name"], how="left")
@@ -56,47 +63,61 @@ def markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
 
 
 def write_table3(t: pd.DataFrame, folder: Path) -> None:
-    cols = ["data", "images_per_class", "method", "ours_val_acc_pct", "paper_val_acc_pct", "diff_pct",
-            "ours_best_val_acc_pct", "ours_minutes", "paper_minutes", "seeds", "epochs", "device"]
+    cols = ["data", "images_per_class", "method", "ours_val_acc_pct", "ours_val_acc_sd_pct", "paper_val_acc_pct",
+            "diff_pct", "ours_best_val_acc_pct", "ours_minutes", "paper_minutes", "seeds", "epochs", "device"]
     atomic.write_text(folder / "table3.csv", t.to_csv(index=False))
     about = profiles.get(t["profile"].iloc[0]).about
-    head = (f"# Table 3 ({t['profile'].iloc[0]} profile)\n\n{about}\n\nOurs: validation accuracy (%) at the final epoch, "
-            "mean over seeds; best epoch beside it; total training minutes (train + per-epoch validation) on our "
-            "device. paper_*: the paper's Table 3 (GTX 1060), not ours.\n\n")
+    head = (f"# Table 3 ({t['profile'].iloc[0]} profile)\n\n{about}\n\nOurs: validation accuracy (%) at the final "
+            "epoch, mean over seeds and its standard deviation (blank for one seed); best epoch beside it; total "
+            "training minutes (train + per-epoch validation) on our device. paper_*: the paper's Table 3 (GTX 1060), "
+            "not ours.\n\n")
     atomic.write_text(folder / "table3.md", head + markdown(t[cols]))
 
 
 def fig2(study: Study):
     """Four panels as in the paper: (a) full aircraft, (b) smaller aircraft, (c) full cifar100, (d) smaller cifar100
     (two per dataset of the profile).
-    Validation accuracy against epoch, SpotTune blue and MultiTune red; few-shot rows told apart by line style."""
+    Validation accuracy against epoch, SpotTune blue and MultiTune red; few-shot rows told apart by line style.
+    Where every run was validated at its last epoch only, the epoch axis says nothing and its points would hide one
+    another, so each panel shows accuracy against images per class instead (mean and sd over seeds)."""
 
     h = study.history()
     h = h[h["method"].isin(["spottune", "multitune"]) & (h["variant"] == "main")].dropna(subset=["val_acc"])
     h = h.assign(val_acc_pct=h["val_acc"] * 100)
-    sparse = h.groupby("digest").size().max() < 20 if len(h) else False  # few evaluations: mark each one
+    evals = h.groupby("digest").size().max() if len(h) else 0
+    final_only = evals == 1
     datasets = list(study.profile.datasets)[:2]
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 4 * len(datasets)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 4 * len(datasets)), sharex=not final_only, squeeze=False)
     for i, dataset in enumerate(datasets):
         for j, smaller in enumerate((False, True)):
             ax = axes.flat[2 * i + j]
             d = h[(h["dataset"] == dataset) & ((h["row"] != "all") if smaller else (h["row"] == "all"))]
             label = study.profile.label(dataset)
             ax.set_title(f"({'abcd'[2 * i + j]}) {'smaller ' if smaller else ''}{label}")
-            ax.set_xlim(0, study.profile.epochs + 0.5)  # room for a marker on the last epoch
+            if not final_only:
+                ax.set_xlim(0, study.profile.epochs + 0.5)  # room for a marker on the last epoch
             if d.empty:
                 absent = not (smaller or study.profile.full_rows)
                 ax.text(0.5, 0.5, "no whole-dataset rows in this profile" if absent else "no runs yet", ha="center",
                         transform=ax.transAxes)
+                if final_only:  # its own categorical axis would show 0..1 ticks
+                    ax.set_xticks([])
                 continue
             d = d.drop(columns="method").rename(columns={"method_name": "method", "row": "images per class"})
-            sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=COLOURS,
-                         style="images per class" if smaller else None, errorbar=("sd", 1), ax=ax,
-                         marker="o" if sparse else None)
+            if final_only:
+                order = sorted(d["images per class"].unique(), key=lambda r: -1 if r == "all" else -int(r))
+                sns.pointplot(data=d, x="images per class", y="val_acc_pct", hue="method", palette=COLOURS,
+                              hue_order=list(COLOURS), order=order, errorbar=("sd", 1), dodge=0.3, linestyle="none", capsize=0.1, ax=ax)
+                ax.set_xlabel(f"images per class (validated after epoch {int(d['epoch'].max())} only)")
+            else:
+                sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=COLOURS,
+                             style="images per class" if smaller else None, errorbar=("sd", 1), ax=ax,
+                             marker="o" if evals < 20 else None)
             ax.set_ylabel("validation accuracy (%)")
             ax.set_ylim(bottom=0)
             ax.legend(fontsize=8, title=None)
-    fig.suptitle(f"Fig. 2 ({study.profile.name} profile): validation accuracy against epoch")
+    what = "images per class" if final_only else "epoch"
+    fig.suptitle(f"Fig. 2 ({study.profile.name} profile): validation accuracy against {what}")
     fig.tight_layout()
     return fig
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from multitune_lib import cli, data, pack, paths, profiles, train
+from multitune_lib import cli, data, pack, paths, profiles, report, train
 from multitune_lib.checkpoint import load_backbone, load_source
 from multitune_lib.config import RunConfig
 from multitune_lib.errors import ConfigError, DataError
@@ -158,11 +158,12 @@ def test_the_readme_results_are_the_committed_table3():
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()[3:] if line.startswith("|")]
     t = pd.read_csv(paths.project_root() / "figures" / "offline-cpu" / "table3.csv")
     assert len(rows) == len(t)
-    for label, shots, method, acc, minutes, paper_acc, paper_minutes in rows:
+    for label, shots, method, acc, sd, minutes, paper_acc, paper_minutes in rows:
         row = t[(t["data"] == label) & (t["images_per_class"].astype(str) == shots) & (t["method"] == method)]
         assert len(row) == 1, (label, shots, method)
         row = row.iloc[0]
-        assert (acc, minutes) == (f"{row.ours_val_acc_pct:.2f}", f"{row.ours_minutes:.1f}")
+        assert (acc, sd, minutes) == (f"{row.ours_val_acc_pct:.2f}", f"{row.ours_val_acc_sd_pct:.2f}",
+                                      f"{row.ours_minutes:.1f}")
         assert (float(paper_acc), float(paper_minutes)) == (row.paper_val_acc_pct, row.paper_minutes)
 
 
@@ -176,3 +177,17 @@ def test_study_parameters_from_the_command_line(tmp_path):
     assert Study("offline-cpu", results=tmp_path).seeds == (0, 1)
     with pytest.raises(ConfigError, match="seeds='0 1'"):
         Study("smoke", results=tmp_path, seeds="0 1")
+
+
+def test_fig2_of_a_profile_validated_once_per_run_plots_images_per_class():
+    """offline-cpu validates after the last epoch only: against epoch its points would sit on one another."""
+    fig = report.fig2(Study("offline-cpu"))
+    smaller = fig.axes[1]
+    assert [t.get_text() for t in smaller.get_xticklabels()] == ["10", "5"]
+    assert smaller.get_xlabel() == "images per class (validated after epoch 15 only)"
+    assert [t.get_text() for t in smaller.get_legend().get_texts()] == ["SpotTune", "MultiTune"]
+
+
+def test_table3_names_every_device_its_seeds_ran_on():
+    t = report.table3(Study("offline-cpu"))  # seed 0 recorded the machine as x86_64, seed 1 by its CPU model
+    assert set(t["device"]) == {"AMD EPYC, x86_64"} and (t["seeds"] == 2).all()
