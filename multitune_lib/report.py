@@ -123,6 +123,7 @@ def fig2(study: Study):
 
 
 def save_fig(fig, folder: Path) -> None:
-    for ext in ("png", "pdf"):
+    # no creation date in the PDF: the same store redraws byte for byte, so a rerun leaves git clean
+    for ext, metadata in (("png", {}), ("pdf", {"CreationDate": None})):
         with atomic.atomic_path(folder / f"fig2.{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=150)
+            fig.savefig(tmp, format=ext, dpi=150, metadata=metadata)

@@ -191,3 +191,9 @@ def test_fig2_of_a_profile_validated_once_per_run_plots_images_per_class():
 def test_table3_names_every_device_its_seeds_ran_on():
     t = report.table3(Study("offline-cpu"))  # seed 0 recorded the machine as x86_64, seed 1 by its CPU model
     assert set(t["device"]) == {"AMD EPYC, x86_64"} and (t["seeds"] == 2).all()
+
+
+def test_fig2_pdf_carries_no_creation_date(tmp_path):
+    """Otherwise every redraw of an unchanged store would change the committed PDF."""
+    report.save_fig(report.fig2(Study("offline-cpu")), tmp_path)
+    assert b"/CreationDate" not in (tmp_path / "fig2.pdf").read_bytes()
