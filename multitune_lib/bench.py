@@ -104,8 +104,9 @@ def main(device=None, batch_size: int = 128, steps: int | None = None, precision
     device = env.pick_device(device)
     steps = steps or (50 if device.type == "cuda" else 5)
     workers = min(os.cpu_count() or 1, 8) if workers is None else workers
+    resolved = "bf16" if precision_for(device, precision) == torch.bfloat16 else "fp32"  # what auto chose here
     print(f"bench on {env.device_name(device)} ({device}), torch {torch.__version__}, batch {batch_size}, "
-          f"{steps} timed steps, precision {precision}")
+          f"{steps} timed steps, precision {resolved} (asked: {precision})")
     figures = {}
     for method in ("finetune", "spottune", "multitune"):
         figures[method] = ours(method, device, batch_size, steps, precision, compile)
