@@ -23,8 +23,8 @@ def paper_table3() -> pd.DataFrame:
     return pd.read_csv(paths.data_dir() / "paper" / "table3.csv", dtype={"images_per_class": str})
 
 
-def _devices(names: pd.Series) -> str:
-    # seeds may have run on different machines: name them all rather than the first
+def _names(names: pd.Series) -> str:
+    # seeds may have run on different machines or precisions: name them all rather than the first
     return ", ".join(sorted(set(names.dropna())))
 
 
@@ -33,13 +33,16 @@ def table3(study: Study) -> pd.DataFrame:
     and images per class, averaged over seeds (with their standard deviation), with the paper's numbers and our
     difference from them."""
     runs = study.runs()
+    # an empty store has no metric columns yet: give them, so the table is empty rather than an error
+    runs = runs.reindex(columns=runs.columns.union(["final_val_acc", "best_val_acc", "train_minutes", "epochs",
+                                                    "env.device_name", "precision"], sort=False))
     runs = runs[runs["method"].isin(["spottune", "multitune"]) & (runs["variant"] == "main")]
     ours = (runs.assign(acc=runs["final_val_acc"] * 100, best=runs["best_val_acc"] * 100)
                 .groupby(["dataset", "dataset_label", "row", "method_name"], as_index=False)
                 .agg(ours_val_acc_pct=("acc", "mean"), ours_val_acc_sd_pct=("acc", "std"),
                      ours_best_val_acc_pct=("best", "mean"),
                      ours_minutes=("train_minutes", "mean"), seeds=("seed", "nunique"), epochs=("epochs", "max"),
-                     device=("env.device_name", _devices)))
+                     device=("env.device_name", _names), precision=("precision", _names)))
     paper = paper_table3().rename(columns={"images_per_class": "row", "method": "method_name",
                                            "val_accuracy_pct": "paper_val_acc_pct", "total_minutes": "paper_minutes"})
     t = ours.merge(paper, on=["dataset", "row", "method_name"], how="left")
@@ -62,12 +65,12 @@ def markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table3(t: pd.DataFrame, folder: Path) -> None:
+def write_table3(t: pd.DataFrame, folder: Path, profile: profiles.Profile) -> None:
     cols = ["data", "images_per_class", "method", "ours_val_acc_pct", "ours_val_acc_sd_pct", "paper_val_acc_pct",
-            "diff_pct", "ours_best_val_acc_pct", "ours_minutes", "paper_minutes", "seeds", "epochs", "device"]
+            "diff_pct", "ours_best_val_acc_pct", "ours_minutes", "paper_minutes", "seeds", "epochs", "device",
+            "precision"]
     atomic.write_text(folder / "table3.csv", t.to_csv(index=False))
-    about = profiles.get(t["profile"].iloc[0]).about
-    head = (f"# Table 3 ({t['profile'].iloc[0]} profile)\n\n{about}\n\nOurs: validation accuracy (%) at the final "
+    head = (f"# Table 3 ({profile.name} profile)\n\n{profile.about}\n\nOurs: validation accuracy (%) at the final "
             "epoch, mean over seeds and its standard deviation (blank for one seed); best epoch beside it; total "
             "training minutes (train + per-epoch validation) on our device. paper_*: the paper's Table 3 (GTX 1060), "
             "not ours.\n\n")

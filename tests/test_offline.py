@@ -149,6 +149,11 @@ def test_an_empty_study_reads_as_empty_tables(tmp_path):
     assert study.runs().empty and study.history().empty
     h = study.history()
     assert h[(h["method"] == "spottune") & (h["row"] == "all")].empty  # what notebooks 01 and 02 select
+    t = report.table3(study)  # what notebook 04 makes of it
+    assert t.empty and {"ours_val_acc_pct", "paper_val_acc_pct", "device", "precision"} <= set(t.columns)
+    report.write_table3(t, tmp_path / "figures", study.profile)
+    assert "# Table 3 (smoke profile)" in (tmp_path / "figures" / "table3.md").read_text()
+    report.save_fig(report.fig2(study), tmp_path / "figures")
 
 
 def test_the_readme_results_are_the_committed_table3():
