@@ -188,14 +188,16 @@ def test_fig2_of_a_profile_validated_once_per_run_plots_images_per_class():
     """offline-cpu validates after the last epoch only: against epoch its points would sit on one another."""
     fig = report.fig2(Study("offline-cpu"))
     smaller = fig.axes[1]
-    assert [t.get_text() for t in smaller.get_xticklabels()] == ["10", "5"]
+    assert [t.get_text() for t in smaller.get_xticklabels()] == ["15", "10", "5"]
     assert smaller.get_xlabel() == "images per class (validated after epoch 15 only)"
     assert [t.get_text() for t in smaller.get_legend().get_texts()] == ["SpotTune", "MultiTune"]
 
 
-def test_table3_names_every_device_its_seeds_ran_on():
-    t = report.table3(Study("offline-cpu"))  # seed 0 recorded the machine as x86_64, seed 1 by its CPU model
-    assert set(t["device"]) == {"AMD EPYC, x86_64"} and (t["seeds"] == 2).all()
+def test_table3_names_every_device_and_precision_its_seeds_ran_on():
+    t = report.table3(Study("offline-cpu")).set_index(["images_per_class", "method"])
+    # 10 and 5 shots: seed 0 recorded the machine as x86_64, seed 1 by its CPU model; 15 shots ran on a bf16 CPU
+    assert t.loc[("10", "SpotTune"), "device"] == "AMD EPYC, x86_64" and (t["seeds"] == 2).all()
+    assert t.loc[("15", "SpotTune"), "precision"] == "bfloat16" and t.loc[("5", "MultiTune"), "precision"] == "float32"
 
 
 def test_fig2_pdf_carries_no_creation_date(tmp_path):
