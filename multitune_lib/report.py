@@ -23,6 +23,11 @@ def paper_table3() -> pd.DataFrame:
     return pd.read_csv(paths.data_dir() / "paper" / "table3.csv", dtype={"images_per_class": str})
 
 
+def _row_order(row: str) -> float:
+    """Sort key for the paper's row order: all, 20, 15, 10, 5."""
+    return float("-inf") if row == "all" else -int(row)
+
+
 def _names(names: pd.Series) -> str:
     # seeds may have run on different machines or precisions: name them all rather than the first
     return ", ".join(sorted(set(names.dropna())))
@@ -33,9 +38,6 @@ def table3(study: Study) -> pd.DataFrame:
     and images per class, averaged over seeds (with their standard deviation), with the paper's numbers and our
     difference from them."""
     runs = study.runs()
-    # an empty store has no metric columns yet: give them, so the table is empty rather than an error
-    runs = runs.reindex(columns=runs.columns.union(["final_val_acc", "best_val_acc", "train_minutes", "epochs",
-                                                    "env.device_name", "precision"], sort=False))
     runs = runs[runs["method"].isin(["spottune", "multitune"]) & (runs["variant"] == "main")]
     ours = (runs.assign(acc=runs["final_val_acc"] * 100, best=runs["best_val_acc"] * 100)
                 .groupby(["dataset", "dataset_label", "row", "method_name"], as_index=False)
@@ -49,7 +51,7 @@ def table3(study: Study) -> pd.DataFrame:
     # A difference means something only where our data and source are the paper's.
     same = t["dataset"].map(lambda d: study.profile.paper_comparable and study.profile.classes(d) is None)
     t["diff_pct"] = (t["ours_val_acc_pct"] - t["paper_val_acc_pct"]).where(same)
-    t["row_order"] = t["row"].map(lambda r: float("-inf") if r == "all" else -int(r))  # all, 20, 15, 10, 5
+    t["row_order"] = t["row"].map(_row_order)
     t = t.sort_values(["method_name", "dataset", "row_order"]).drop(columns="row_order").reset_index(drop=True)
     t.insert(0, "profile", study.profile.name)
     return t.rename(columns={"method_name": "method", "row": "images_per_class", "dataset_label": "data"})
@@ -108,9 +110,9 @@ def fig2(study: Study):
                 continue
             d = d.drop(columns="method").rename(columns={"method_name": "method", "row": "images per class"})
             if final_only:
-                order = sorted(d["images per class"].unique(), key=lambda r: -1 if r == "all" else -int(r))
                 sns.pointplot(data=d, x="images per class", y="val_acc_pct", hue="method", palette=COLOURS,
-                              hue_order=list(COLOURS), order=order, errorbar=("sd", 1), dodge=0.3, linestyle="none", capsize=0.1, ax=ax)
+                              hue_order=list(COLOURS), order=sorted(d["images per class"].unique(), key=_row_order),
+                              errorbar=("sd", 1), dodge=0.3, linestyle="none", capsize=0.1, ax=ax)
                 ax.set_xlabel(f"images per class (validated after epoch {int(d['epoch'].max())} only)")
             else:
                 sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=COLOURS,

@@ -16,6 +16,7 @@ from .results import ResultsStore
 
 METHOD_NAMES = {"spottune": "SpotTune", "multitune": "MultiTune"}
 RUN_KEYS = ["digest", "method", "method_name", "dataset", "dataset_label", "row", "variant", "seed", "eta"]
+RUN_METRICS = ["final_val_acc", "best_val_acc", "train_minutes", "epochs", "env.device_name", "precision"]
 
 
 class Study:
@@ -60,8 +61,8 @@ class Study:
 
     def runs(self) -> pd.DataFrame:
         df = self.store.runs()
-        if df.empty:  # the columns the notebooks select on, so an empty study reads as empty, not as an error
-            return pd.DataFrame(columns=[*RUN_KEYS, "tags"])
+        if df.empty:  # the columns notebooks and Table 3 select on: an empty study reads as empty, not as an error
+            return pd.DataFrame(columns=[*RUN_KEYS, "tags", *RUN_METRICS])
         return df.assign(row=df["tags"].map(lambda t: t.get("row")), variant=df["tags"].map(lambda t: t.get("variant")),
                          dataset_label=df["dataset"].map(self.profile.label),
                          method_name=df["method"].map(lambda m: METHOD_NAMES.get(m, m)))
