@@ -28,7 +28,7 @@ test: data
 	$(NBVAL_ENV) $(BIN)/python -m pytest -q tests notebooks $(NBVAL)
 
 study: data
-	$(BIN)/python -m multitune_lib.study --profile $(PROFILE) $(if $(SOURCE),--source $(SOURCE))
+	$(BIN)/python -m multitune_lib study --profile $(PROFILE) $(if $(SOURCE),--source $(SOURCE))
 
 bench: install
 	$(BIN)/python -m multitune_lib bench

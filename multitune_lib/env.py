@@ -49,8 +49,10 @@ def environment(device: torch.device) -> dict:
     }
 
 
-def pick_device(name: str | None = None) -> torch.device:
+def pick_device(name: str | torch.device | None = None) -> torch.device:
     """'auto' (or None) takes CUDA when present."""
+    if isinstance(name, torch.device):
+        return name
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)

@@ -34,3 +34,18 @@ def shared_decathlon() -> Path:
 def default_source() -> Path:
     """The committed source model of the offline profile (`python -m multitune_lib pretrain`)."""
     return project_root() / "data" / "pretrained" / "resnet26_cifar100_1-50.pt"
+
+
+def results_dir(profile: str) -> Path:
+    """A profile's results store."""
+    return project_root() / "results" / profile
+
+
+def executed_dir(profile: str) -> Path:
+    """Executed copies of the notebooks live beside the profile's results store."""
+    return results_dir(profile) / "notebooks"
+
+
+def figures_dir(profile: str) -> Path:
+    """figures/<profile>, so a smoke run never overwrites published figures; $MULTITUNE_FIGURES overrides it."""
+    return project_root() / os.environ.get("MULTITUNE_FIGURES", f"figures/{profile}")

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torchvision.io import encode_jpeg
 
-from multitune_lib import install, paths
+from multitune_lib import paths
+from multitune_lib.tools import install
 
 os.environ.setdefault("CI", "1")  # quiet progress bars in test logs
 

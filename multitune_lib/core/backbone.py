@@ -1,0 +1,86 @@
+"""The backbone interface: everything a method may use of a network, after timm's shared model parts.
+
+A backbone is a stem, an ordered list of blocks (SpotTune routes each one, MultiTune re-initialises the last ones),
+`pool` from the last block's output to `num_features`-wide features, and a linear head kept as the attribute named
+by `HEAD`. Methods use nothing else, so a new network is one file: a subclass, and a factory registered with
+`register_backbone`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+from .registry import BACKBONES
+
+
+class Backbone(nn.Module):
+    HEAD = "fc"  # attribute of the classifier; source checkpoints never carry it
+    blocks: nn.ModuleList
+    num_features: int
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """The last block's output -> N x num_features features."""
+        raise NotImplementedError
+
+    def stages(self) -> list[list[int]]:
+        """Block indices grouped by stage (a stage ends where the resolution changes next)."""
+        raise NotImplementedError
+
+    def init_block(self, index: int) -> None:
+        """Re-initialise one block as training from scratch would."""
+        raise NotImplementedError
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.pool(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    @property
+    def head(self) -> nn.Module | None:
+        return getattr(self, self.HEAD)
+
+    def reset_head(self, num_classes: int | None) -> None:
+        """A new linear head for `num_classes`, or none at all (methods that bring their own)."""
+        setattr(self, self.HEAD, nn.Linear(self.num_features, num_classes) if num_classes else None)
+
+    def load_source(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load source weights, strict on every key but the head's (each method attaches its own)."""
+        head = f"{self.HEAD}."
+        want = {k: v for k, v in self.state_dict().items() if not k.startswith(head)}
+        got = {k: v for k, v in state_dict.items() if not k.startswith(head)}
+        missing = [k for k in want if k not in got]
+        unexpected = [k for k in got if k not in want]
+        shapes = [f"{k} {tuple(got[k].shape)} vs model {tuple(v.shape)}"
+                  for k, v in want.items() if k in got and got[k].shape != v.shape]
+        problems = [f"{label}: {', '.join(keys)}" for label, keys in
+                    (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)) if keys]
+        if problems:
+            raise CheckpointError("backbone state dict does not fit the model: " + "; ".join(problems))
+        self.load_state_dict(got, strict=False)
+
+    def last_blocks(self, scope: str = "block") -> list[int]:
+        """The blocks MultiTune re-initialises: the last block, or the whole last stage."""
+        if scope == "block":
+            return [len(self.blocks) - 1]
+        if scope == "stage":
+            return self.stages()[-1]
+        raise ValueError(f"reinit scope must be 'block' or 'stage', got {scope!r}")
+
+
+def register_backbone(factory: Callable[[int], Backbone]) -> Callable[[int], Backbone]:
+    """Decorator: register `factory(num_classes) -> Backbone` under its function name."""
+    return BACKBONES.register(factory.__name__, factory)
+
+
+def create_backbone(name: str, num_classes: int) -> Backbone:
+    return BACKBONES.get(name)(num_classes)

@@ -1,0 +1,80 @@
+"""`fit`: one configuration through the results store. A finished run is found by its config hash and returned,
+never recomputed; an unfinished one resumes from the checkpoint written after its last epoch."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Callable
+
+from tqdm.auto import tqdm
+
+from .. import data, paths
+from ..errors import ConfigError
+from ..store.checkpoint import load_source
+from ..store.files import sha256
+from ..store.results import ResultsStore
+from .config import RunConfig
+from .registry import METHODS
+from .trainer import Trainer, result_row
+
+
+def with_source(cfg: RunConfig, source: str | Path | None) -> RunConfig:
+    """Put the source checkpoint's digest into the config, so the hash tells sources apart by content."""
+    if source is None:
+        return cfg
+    if not METHODS.get(cfg.method).from_source:
+        raise ConfigError(f"method {cfg.method} trains from random initialisation: drop the source checkpoint")
+    if not Path(source).exists():
+        load_source(source)  # raises the clear error
+    sha = sha256(Path(source))
+    if cfg.source_sha256 not in (None, sha):
+        raise ConfigError(f"source {source} has sha256 {sha}, but the config names {cfg.source_sha256}")
+    return dataclasses.replace(cfg, source_sha256=sha)
+
+
+def load_splits(cfg: RunConfig, data_root=None, cache=None, image_source=None) -> tuple[data.Split, data.Split]:
+    """The run's train split (its few-shot draw) and the whole val split of its classes."""
+    root = data_root or paths.default_data_root()
+    train = data.load(root, cfg.dataset, "train", cfg.images_per_class, cfg.classes, cfg.seed, cache, image_source)
+    val = data.load(root, cfg.dataset, "val", None, cfg.classes, cfg.seed, cache, image_source)
+    return train, val
+
+
+def progress(cfg: RunConfig, done: int):
+    return tqdm(total=cfg.epochs, initial=done, disable=bool(os.environ.get("CI")), unit="epoch", mininterval=1.0,
+                desc=f"{cfg.method} {cfg.dataset} images_per_class={cfg.images_per_class or 'all'}")
+
+
+def fit(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | Path = "results",
+        source: str | Path | None = None, device: str | None = None, precision: str = "auto",
+        compile: bool = False, keep_weights: bool = False, cache: str | Path | None = None,
+        image_source: data.ImageSource | None = None, tags: dict | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train one configuration (or return it from the store) and return its result row."""
+    cfg = with_source(cfg, source).resolved()
+    digest, store = cfg.digest(), ResultsStore(results)
+    done = store.finished(digest)
+    if done is not None:
+        print(f"{cfg.method} {cfg.dataset} images_per_class={cfg.images_per_class} seed={cfg.seed}: finished run "
+              f"{digest} found in {store.root}, not recomputed")
+        return done
+    train, val = load_splits(cfg, data_root, cache, image_source)
+    trainer = Trainer(cfg, train, val, source_state=load_source(source)[0] if source is not None else None,
+                      device=device, precision=precision, compile=compile)
+    state = store.load_checkpoint(digest)
+    if state is not None:
+        trainer.load_state_dict(state)
+        print(f"resuming run {digest} after epoch {len(trainer.history)}")
+    with progress(cfg, len(trainer.history)) as bar:
+        while len(trainer.history) < cfg.epochs:
+            row = trainer.epoch()
+            store.save_checkpoint(digest, trainer.state_dict())
+            bar.update()
+            acc = "-" if row["val_acc"] is None else f"{row['val_acc']:.3f}"
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=acc)
+            if on_epoch is not None:
+                on_epoch(row)
+    result = result_row(trainer, digest, source, tags)
+    store.finish(result, trainer.history, trainer.model.state_dict() if keep_weights else None)
+    return result

@@ -1,0 +1,70 @@
+"""A method is one object, registered once: its name, how tables and figures show it, the paper's defaults, and
+the builder that turns a source backbone into a model, its optimiser parameter groups and its new weights.
+
+To add a method: one file under `multitune_lib/methods/` that ends with `register_method(Method(...))`, and its
+import in `multitune_lib/methods/__init__.py` (the README's "Extending the study" walks through it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .backbone import Backbone
+from .config import RunConfig
+from .l2sp import L2SP
+from .registry import METHODS
+
+BackboneFactory = Callable[[], Backbone]  # a fresh backbone with the source weights (if any) loaded
+
+
+@dataclass
+class Built:
+    model: nn.Module
+    groups: list[dict]  # torch.optim param groups, each with a "name"
+    new: list[str]  # name prefixes of parameters that did not come from the source (L2-SP's beta term)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str  # as in configs and on the command line
+    label: str  # as in tables and figures
+    build: Callable[[RunConfig, BackboneFactory, int], Built]  # (resolved config, backbone factory, classes)
+    defaults: dict = field(default_factory=dict)  # the paper's settings; RunConfig's None fields take these
+    colour: str = "tab:gray"  # in figures
+    compared: bool = False  # one of the methods Table 3 and Fig. 2 compare (the paper's SpotTune and MultiTune)
+    from_source: bool = True  # False: trains from random initialisation and refuses a source checkpoint
+    metrics: Callable[[nn.Module], dict] | None = None  # extra per-epoch columns, read after each validation
+    about: str = ""
+
+
+def register_method(method: Method) -> Method:
+    return METHODS.register(method.name, method)
+
+
+def compared_methods() -> list[Method]:
+    """The methods of Table 3 and Fig. 2, in registration order."""
+    return [m for m in METHODS.items.values() if m.compared]
+
+
+def group(name: str, module_or_params, lr: float, weight_decay: float) -> dict:
+    params = module_or_params.parameters() if isinstance(module_or_params, nn.Module) else module_or_params
+    return {"name": name, "params": [p for p in params if p.requires_grad], "lr": lr, "weight_decay": weight_decay}
+
+
+def without(params, exclude) -> list[nn.Parameter]:
+    """`params` minus those of `exclude` (a module or parameters), by identity."""
+    ids = {id(p) for p in (exclude.parameters() if isinstance(exclude, nn.Module) else exclude)}
+    return [p for p in params if id(p) not in ids]
+
+
+def build(cfg: RunConfig, make_backbone: BackboneFactory, num_classes: int, device="cpu") -> tuple[Built, L2SP | None]:
+    """The model on `device` (channels_last), its parameter groups and, when alpha or beta is set, its L2-SP
+    regulariser (made after the move, so its starting point lives beside the weights)."""
+    cfg = cfg.resolved()
+    built = METHODS.get(cfg.method).build(cfg, make_backbone, num_classes)
+    built.model.to(device, memory_format=torch.channels_last)
+    reg = L2SP.for_model(built.model, built.new, cfg.alpha, cfg.beta) if (cfg.alpha or cfg.beta) else None
+    return built, reg

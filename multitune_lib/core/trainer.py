@@ -1,0 +1,159 @@
+"""The training core: one configuration on data already loaded. Setup puts the data on the device and builds the
+model, optimiser groups, scheduler and regulariser; then `train_epoch` -> `evaluate` -> one history row per epoch;
+`summary` is the result row. Augmentation runs on the device, bf16 autocast where it pays, channels_last, fused SGD
+on CUDA. `state_dict` / `load_state_dict` carry everything a resumed run needs, so resuming is bitwise exact.
+`fit` (core/fit.py) wraps it with the results store; `bench` times this very `train_epoch`."""
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from datetime import datetime, timezone
+
+import torch
+import torch.nn.functional as F
+
+from .. import env
+from ..data import Normalise, RandomCropFlip, Split, normalisation
+from ..errors import ConfigError
+from .backbone import create_backbone
+from .config import RunConfig
+from .method import build
+from .registry import METHODS
+
+EVAL_BATCH = 500
+
+
+def precision_for(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype: bf16 on CUDA and on CPUs with native bf16, fp32 (None) otherwise or when asked."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16" or device.type == "cuda" or env.cpu_has_bf16():
+        return torch.bfloat16
+    if precision == "auto":
+        return None
+    raise ConfigError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, train: Split, val: Split, *, source_state: dict | None = None,
+                 device: str | torch.device | None = None, precision: str = "auto", compile: bool = False):
+        self.cfg = cfg = cfg.resolved()
+        self.method = METHODS.get(cfg.method)
+        self.device = device = env.pick_device(device)
+        self.norm = Normalise(*normalisation(cfg.dataset, train), device)
+        self.train, self.val = train.to(device).for_crop(cfg.crop), val.to(device).for_crop(cfg.crop)
+        self.augment = RandomCropFlip(cfg.crop)
+        torch.manual_seed(cfg.seed)
+        built, self.reg = build(cfg, self.backbone_factory(source_state), train.num_classes, device)
+        self.model = built.model
+        self.step_model = torch.compile(self.model) if compile else self.model
+        self.opt = torch.optim.SGD(built.groups, lr=cfg.lr, momentum=cfg.momentum, fused=device.type == "cuda")
+        self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, list(cfg.milestones), cfg.gamma)
+        self.gen = torch.Generator(device).manual_seed(cfg.seed)
+        self.dtype = precision_for(device, precision)
+        self.history: list[dict] = []
+
+    def backbone_factory(self, state: dict | None):
+        """Fresh backbones for the method's builder, each with the source weights when there are any."""
+        def make():
+            net = create_backbone(self.cfg.backbone, self.train.num_classes)
+            if state is not None:
+                net.load_source(state)
+            return net
+        return make
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext()
+
+    def train_epoch(self) -> tuple[float, float]:
+        """One pass over the train split in seeded random batches: (mean loss, last penalty), read once at the end."""
+        self.step_model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        penalty = torch.zeros((), device=self.device)
+        n = len(self.train)
+        for idx in torch.randperm(n, generator=self.gen, device=self.device).split(self.cfg.batch_size):
+            loss, penalty = self.step(self.norm(self.augment(self.train.images[idx], self.gen)), self.train.labels[idx])
+            loss_sum += loss * len(idx)
+        self.sched.step()
+        return loss_sum.item() / n, float(penalty)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step; returns the detached cross-entropy and regulariser penalty."""
+        with self.autocast():
+            out = self.step_model(x)
+        loss = F.cross_entropy(out.float(), y)
+        penalty = self.reg() if self.reg is not None else torch.zeros((), device=self.device)
+        self.opt.zero_grad(set_to_none=True)
+        (loss + penalty).backward()
+        self.opt.step()
+        return loss.detach(), penalty.detach()
+
+    @torch.no_grad()
+    def evaluate(self, split: Split | None = None) -> float:
+        """Top-1 accuracy on the whole images of `split` (default: val)."""
+        split = self.val if split is None else split
+        self.step_model.eval()
+        correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
+        for i in range(0, len(split), EVAL_BATCH):
+            with self.autocast():
+                out = self.step_model(self.norm(split.images[i:i + EVAL_BATCH]))
+            correct += (out.argmax(1) == split.labels[i:i + EVAL_BATCH]).sum()
+        return correct.item() / max(len(split), 1)
+
+    def epoch(self) -> dict:
+        """Train one epoch, validate where the config asks, and append the epoch's history row."""
+        epoch = len(self.history) + 1
+        lrs = {f"lr.{g['name']}": g["lr"] for g in self.opt.param_groups}
+        sync(self.device)
+        t0 = time.perf_counter()
+        train_loss, penalty = self.train_epoch()
+        train_seconds = time.perf_counter() - t0
+        validate = epoch == self.cfg.epochs or epoch % self.cfg.eval_every == 0
+        acc = self.evaluate() if validate else None
+        row = {"epoch": epoch, "train_loss": train_loss, "penalty": penalty, "val_acc": acc,
+               "train_seconds": train_seconds, "seconds": time.perf_counter() - t0, **lrs}
+        if validate and self.method.metrics is not None:
+            row.update(self.method.metrics(self.model))
+        self.history.append(row)
+        return row
+
+    def state_dict(self) -> dict:
+        rng = {"cpu": torch.get_rng_state(), "data": self.gen.get_state(),
+               "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "l2sp": self.reg.state_dict() if self.reg else None,
+                "rng": rng, "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        if self.reg is not None:
+            self.reg.load_state_dict(state["l2sp"])
+        torch.set_rng_state(state["rng"]["cpu"])
+        self.gen.set_state(state["rng"]["data"])
+        if self.device.type == "cuda" and state["rng"]["cuda"] is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.history = state["history"]
+
+    def summary(self) -> dict:
+        """The run's metrics: best and final validation accuracy, time, throughput, sizes and precision."""
+        accs = [-1.0 if h["val_acc"] is None else h["val_acc"] for h in self.history]  # -1: not evaluated
+        n = len(self.train)
+        return {"best_val_acc": max(accs), "final_val_acc": accs[-1], "best_epoch": accs.index(max(accs)) + 1,
+                "train_minutes": sum(h["seconds"] for h in self.history) / 60,
+                "images_per_s": n * len(self.history) / sum(h["train_seconds"] for h in self.history),
+                "train_images": n, "val_images": len(self.val), "num_classes": self.train.num_classes,
+                "precision": str(self.dtype or torch.float32).replace("torch.", "")}
+
+
+def result_row(trainer: Trainer, digest: str, source, tags: dict | None) -> dict:
+    """What the results store keeps of a finished run: config, metrics, environment, source and tags."""
+    return {"digest": digest, "config": trainer.cfg.to_dict(), "metrics": trainer.summary(),
+            "env": env.environment(trainer.device), "source": str(source) if source is not None else None,
+            "tags": tags or {}, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}

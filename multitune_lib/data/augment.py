@@ -1,0 +1,38 @@
+"""Batches on the device: uint8 -> normalised float (channels_last), and the training crop and flip as one gather,
+so augmentation runs on the GPU with the model."""
+from __future__ import annotations
+
+import torch
+
+from .images import CROP
+
+
+class Normalise:
+    """uint8 batches -> (x / 255 - mean) / std as float, channels_last, on the batch's device."""
+
+    def __init__(self, mean, std, device):
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x.float() - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last)
+
+
+class RandomCropFlip:
+    """Per-image random `crop` x `crop` window and horizontal flip of a uint8 batch, seeded by `gen`."""
+
+    def __init__(self, crop: int = CROP):
+        self.crop = crop
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        crop, dev = self.crop, x.device
+        oy = torch.randint(0, h - crop + 1, (n, 1), generator=gen, device=dev)
+        ox = torch.randint(0, w - crop + 1, (n, 1), generator=gen, device=dev)
+        flip = torch.rand((n, 1), generator=gen, device=dev) < 0.5
+        r = torch.arange(crop, device=dev).view(1, crop)
+        iy = oy + r
+        ix = ox + torch.where(flip, crop - 1 - r, r)
+        out = x[torch.arange(n, device=dev).view(n, 1, 1), :, iy.view(n, crop, 1), ix.view(n, 1, crop)]
+        return out.permute(0, 3, 1, 2)

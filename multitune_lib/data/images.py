@@ -1,0 +1,116 @@
+"""Decathlon images as uint8 tensors: decoded once, cached, and the statistics they are normalised with.
+
+Images are decoded once into an N x 3 x 72 x 72 uint8 tensor (the centre 72 x 72 of each image) and cached under a
+key made from the list of source files, so a changed dataset rebuilds and an unchanged one loads at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2 import functional as TF
+
+from .. import paths
+from ..errors import DataError
+from ..store import files
+from .decathlon import annotations, select
+from .sources import ImageSource, PackSource, open_source
+
+# torchvision 0.29 deprecates its JPEG decoder in favour of torchcodec; it works, and keeps our dependencies few.
+warnings.filterwarnings("ignore", "The image decoding and encoding capabilities of TorchVision", DeprecationWarning)
+
+SIZE = 72  # Decathlon images have a shorter side of 72 px
+CROP = 64  # training crop
+CACHE_VERSION = 1
+
+# The paper's Table 2 (RGB, images scaled to [0, 1]); other datasets use stats of their train split.
+TABLE2_STATS = {
+    "aircraft": ((0.47983041, 0.51074066, 0.53437998), (0.21070221, 0.20508901, 0.23729657)),
+    "cifar100": ((0.50705882, 0.48666667, 0.44078431), (0.26745098, 0.25647059, 0.27607843)),
+}
+
+
+def eval_side(crop: int) -> int:
+    """The whole-image side for a training crop: crop * 72/64, rounded up to a multiple of 8 so that the three
+    stride-2 stages divide it evenly (72 for 64, 40 for 32)."""
+    return -(-crop * SIZE // CROP // 8) * 8
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8, N x 3 x 72 x 72
+    labels: torch.Tensor  # int64, N
+    num_classes: int
+    files: list[str]
+
+    def __len__(self):
+        return len(self.labels)
+
+    def to(self, device) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device), self.num_classes, self.files)
+
+    def for_crop(self, crop: int) -> "Split":
+        """The images scaled for a `crop` px training crop (low-res training) to `eval_side(crop)`."""
+        if crop == CROP:
+            return self
+        side = eval_side(crop)
+        return Split(TF.resize(self.images, [side, side], antialias=True), self.labels, self.num_classes, self.files)
+
+
+def decode(data: bytes, where: str) -> torch.Tensor:
+    """JPEG bytes -> the centre 72 x 72 crop (after resizing the shorter side to 72 when it is not)."""
+    try:
+        img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except RuntimeError as e:
+        raise DataError(f"cannot decode image {where}: {e}. The file is corrupt: re-install the data.") from None
+    if min(img.shape[-2:]) != SIZE:
+        img = TF.resize(img, SIZE, antialias=True)
+    return TF.center_crop(img, [SIZE, SIZE])
+
+
+def load(root: str | Path, name: str, split: str, images_per_class: int | None = None, classes=None, seed: int = 0,
+         cache: str | Path | None = None, source: ImageSource | PackSource | None = None) -> Split:
+    """Load one split (or its few-shot / class subset), decoding only the images it needs."""
+    source = source or open_source(root)
+    df = select(annotations(root, name, split), images_per_class, classes, seed)
+    names = df["file_name"].tolist()
+    key = hashlib.sha1(json.dumps([CACHE_VERSION, SIZE, [(f, source.fingerprint(f)) for f in names]])
+                       .encode()).hexdigest()[:16]
+    path = Path(cache or paths.cache_dir()) / f"{name}_{split}_{len(names)}_{key}.pt"
+    if path.exists():
+        images = torch.load(path, mmap=True, weights_only=True)
+    else:
+        def one(f):
+            return decode(source.read(f), str(Path(source.root) / f))
+        with ThreadPoolExecutor(4) as pool:
+            decoded = list(pool.map(one, names))
+        images = torch.stack(decoded) if decoded else torch.empty(0, 3, SIZE, SIZE, dtype=torch.uint8)
+        files.torch_save(images, path)
+    labels = torch.tensor(df["label"].to_numpy(), dtype=torch.int64)
+    return Split(images, labels, df.attrs["num_classes"], names)
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images scaled to [0, 1]."""
+    s = torch.zeros(3, dtype=torch.float64)
+    s2 = torch.zeros(3, dtype=torch.float64)
+    for i in range(0, len(images), chunk):
+        x = images[i:i + chunk].to(torch.float64) / 255
+        s += x.sum((0, 2, 3))
+        s2 += (x * x).sum((0, 2, 3))
+    n = len(images) * images.shape[-1] * images.shape[-2]
+    mean = s / n
+    return mean.tolist(), (s2 / n - mean * mean).sqrt().tolist()
+
+
+def normalisation(name: str, train: Split) -> tuple[list[float], list[float]]:
+    """The paper's Table 2 values where it gives them, else the train split's own statistics."""
+    if name in TABLE2_STATS:
+        return tuple(map(list, TABLE2_STATS[name]))
+    return channel_stats(train.images)

@@ -1,0 +1,11 @@
+"""The methods of the study, each one file that ends by registering itself: importing this package registers them
+all. A new method is a new file here and its import below; the import order is the order of tables and legends."""
+from . import finetune  # noqa: F401  finetune, l2sp, scratch
+from . import feature  # noqa: F401
+from . import spottune  # noqa: F401
+from . import multitune  # noqa: F401
+from .feature import FeatureExtractor
+from .multitune import MultiTune, reinit
+from .spottune import SpotTune
+
+__all__ = ["FeatureExtractor", "MultiTune", "SpotTune", "reinit"]

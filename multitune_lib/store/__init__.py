@@ -1,0 +1,1 @@
+"""What the study keeps on disk: atomic files, source checkpoints and the results store."""

@@ -1,0 +1,132 @@
+"""Backbone checkpoints: the official Decathlon/SpotTune `resnet26_pretrained.t7` and the project's own format."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import types
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.serialization import SourceChangeWarning
+
+from ..backbones.resnet26 import resnet26
+from ..errors import CheckpointError
+from .files import torch_save
+
+SOURCE_FORMAT = "multitune-source/1"
+OFFICIAL_NAME = "resnet26_pretrained.t7"
+
+
+class _StandIn(nn.Module):
+    """Takes the place of any residual_adapters class: unpickling only restores its attributes and submodules."""
+
+    def __init__(self, *args, **kwargs):  # in case a pickle calls the class with arguments
+        super().__init__()
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        # The official file pickles the whole model, so its classes must resolve without the original code.
+        if module.split(".")[0] in ("models", "config_task") or (
+            module.startswith("torch.nn.parallel") and name == "DataParallel"
+        ):
+            return _StandIn
+        return super().find_class(module, name)
+
+
+# torch.load subclasses `Unpickler` for the object graph and calls `load` for the legacy header.
+_PICKLE_MODULE = types.ModuleType("official_t7_pickle")
+_PICKLE_MODULE.Unpickler, _PICKLE_MODULE.load = _Unpickler, pickle.load
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist: the official ImageNet-pretrained weights are {OFFICIAL_NAME} "
+            "from the SpotTune release, or make one with `python -m multitune_lib pretrain`"
+        )
+    return path
+
+
+def _is_task_copy(name: str) -> bool:
+    """True for a BN of task > 0: residual_adapters keeps one BN per task in `bns[i]` / `end_bns[i]`."""
+    parts = name.split(".")
+    return any(p in ("bns", "end_bns") and i + 1 < len(parts) and parts[i + 1] != "0" for i, p in enumerate(parts))
+
+
+EXPECTED = f"expected the official {OFFICIAL_NAME} of the SpotTune release, a torch.save of {{'net': model}}"
+
+
+def load_official_t7(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """State dict for `resnet26` (without `fc`) from the official Python 2 / PyTorch 0.3 pickle of the model."""
+    path = _existing(path)
+    try:
+        with warnings.catch_warnings():  # our stand-ins never match the pickled source; that is the point
+            warnings.simplefilter("ignore", SourceChangeWarning)
+            ckpt = torch.load(path, map_location="cpu", pickle_module=_PICKLE_MODULE,
+                              encoding="latin1", weights_only=False)
+    except Exception as e:
+        raise CheckpointError(f"{path} cannot be unpickled ({type(e).__name__}: {e}); {EXPECTED}") from e
+    if not isinstance(ckpt, dict) or "net" not in ckpt:
+        raise CheckpointError(f"{path} has no 'net' entry; {EXPECTED}")
+
+    # Definition order of the residual_adapters model equals resnet26's: stem, blocks (conv1, conv2), end BN.
+    # 1x1 convs are adapters, not part of the backbone.
+    named = list(ckpt["net"].named_modules())
+    target = resnet26(1)
+    out = _copy_layers(path, "conv", [(n, m) for n, m in named if isinstance(m, nn.Conv2d) and
+                                      tuple(m.kernel_size) == (3, 3)], target, ("weight",))
+    out |= _copy_layers(path, "bn", [(n, m) for n, m in named if isinstance(m, nn.BatchNorm2d) and
+                                     not _is_task_copy(n)], target, ("weight", "bias", "running_mean", "running_var"))
+    return {k: out[k] for k in target.state_dict() if not k.startswith("fc.")}
+
+
+def _copy_layers(path: Path, kind: str, found: list, target: nn.Module, fields: tuple) -> dict[str, torch.Tensor]:
+    """The tensors of `found` layers, in order, under the names of `target`'s layers of the same kind."""
+    cls = nn.Conv2d if kind == "conv" else nn.BatchNorm2d
+    wanted = [(n, m) for n, m in target.named_modules() if isinstance(m, cls)]
+    if len(found) != len(wanted):
+        raise CheckpointError(f"{path} has {len(found)} {kind} layers, resnet26 expects {len(wanted)}; {EXPECTED}")
+    out = {}
+    for i, ((src_name, src), (dst_name, dst)) in enumerate(zip(found, wanted)):
+        for field in fields:
+            t, ref = getattr(src, field, None), getattr(dst, field)
+            if t is None or t.shape != ref.shape:
+                got = "no tensor" if t is None else f"shape {tuple(t.shape)}"
+                raise CheckpointError(f"{path}: {kind} {i} ({src_name}.{field}) has {got}, "
+                                      f"resnet26 expects {tuple(ref.shape)} ({dst_name}.{field})")
+            out[f"{dst_name}.{field}"] = t.detach().to(torch.float32)
+        if kind == "bn":  # PyTorch 0.3 BNs have no counter
+            n = getattr(src, "num_batches_tracked", None)
+            out[f"{dst_name}.num_batches_tracked"] = torch.tensor(0) if n is None else n
+    return out
+
+
+def save_source(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], meta: dict, half: bool = False) -> None:
+    """Write a project backbone checkpoint; `half` stores floating tensors as fp16 to keep files small."""
+    meta = json.loads(json.dumps(meta))  # plain data only (no str subclasses), so weights_only loads accept it
+    sd = {k: v.detach().cpu() for k, v in state_dict.items()}
+    if half:
+        sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+    torch_save({"format": SOURCE_FORMAT, "state_dict": sd, "meta": meta}, path)
+
+
+def load_source(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """(fp32 backbone state dict without `fc.*`, meta) from a project checkpoint or the official .t7."""
+    path = _existing(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # the official .t7 pickles whole modules, which weights_only refuses
+        return load_official_t7(path), {"origin": "official-t7", "path": str(path)}
+    if not isinstance(ckpt, dict) or ckpt.get("format") != SOURCE_FORMAT:
+        raise CheckpointError(
+            f"{path} is neither a {SOURCE_FORMAT} checkpoint (written by save_source) nor the official {OFFICIAL_NAME}"
+        )
+    # Every method attaches its own head, so a stored fc is never wanted.
+    sd = {k: v.float() if v.is_floating_point() else v
+          for k, v in ckpt["state_dict"].items() if not k.startswith("fc.")}
+    return sd, ckpt["meta"]

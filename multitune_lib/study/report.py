@@ -1,0 +1,149 @@
+"""Table 3 and Fig. 2 from the results store alone, ours beside the paper's (always labelled as the paper's)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from .. import paths
+from ..core.method import compared_methods
+from ..store import files
+from . import profiles
+from .study import Study
+
+
+def palette() -> dict[str, str]:
+    """Label -> colour of the methods Table 3 and Fig. 2 compare, in registration order (legends follow it)."""
+    return {m.label: m.colour for m in compared_methods()}
+
+
+def paper_table3() -> pd.DataFrame:
+    """The paper's Table 3; its whole-dataset rows ("all") as missing images per class, as in our configs."""
+    paper = pd.read_csv(paths.data_dir() / "paper" / "table3.csv", dtype={"images_per_class": str})
+    return paper.assign(images_per_class=pd.to_numeric(paper["images_per_class"].replace("all", None))
+                        .astype("Int64"))
+
+
+def row_key(images_per_class) -> float:
+    """Sort key for the paper's row order: the whole dataset (missing), then 20, 15, 10, 5."""
+    return -math.inf if pd.isna(images_per_class) else -int(images_per_class)
+
+
+def shown(t: pd.DataFrame) -> pd.DataFrame:
+    """A table as it is written and shown: the whole-dataset rows read "all"."""
+    n = t["images_per_class"]
+    return t.assign(images_per_class=n.astype(object).where(n.notna(), "all"))
+
+
+def _names(names: pd.Series) -> str:
+    # seeds may have run on different machines or precisions: name them all rather than the first
+    return ", ".join(sorted(set(names.dropna())))
+
+
+def table3(study: Study) -> pd.DataFrame:
+    """Validation accuracy (%, final epoch; best epoch beside it) and total training minutes per method, dataset
+    and images per class, averaged over seeds (with their standard deviation), with the paper's numbers and our
+    difference from them."""
+    runs = study.runs()
+    runs = runs[runs["method"].isin([m.name for m in compared_methods()]) & runs["main"]]
+    ours = (runs.assign(acc=runs["final_val_acc"] * 100, best=runs["best_val_acc"] * 100)
+                .groupby(["dataset", "dataset_label", "images_per_class", "method_label"], as_index=False,
+                         dropna=False)
+                .agg(ours_val_acc_pct=("acc", "mean"), ours_val_acc_sd_pct=("acc", "std"),
+                     ours_best_val_acc_pct=("best", "mean"),
+                     ours_minutes=("train_minutes", "mean"), seeds=("seed", "nunique"), epochs=("epochs", "max"),
+                     device=("env.device_name", _names), precision=("precision", _names)))
+    paper = paper_table3().rename(columns={"method": "method_label", "val_accuracy_pct": "paper_val_acc_pct",
+                                           "total_minutes": "paper_minutes"})
+    t = ours.merge(paper, on=["dataset", "images_per_class", "method_label"], how="left")
+    # A difference means something only where our data and source are the paper's.
+    same = t["dataset"].map(lambda d: study.profile.paper_comparable and study.profile.classes(d) is None)
+    t["diff_pct"] = (t["ours_val_acc_pct"] - t["paper_val_acc_pct"]).where(same)
+    t["row_order"] = t["images_per_class"].map(row_key)
+    t = t.sort_values(["method_label", "dataset", "row_order"]).drop(columns="row_order").reset_index(drop=True)
+    t.insert(0, "profile", study.profile.name)
+    return t.rename(columns={"method_label": "method", "dataset_label": "data"})
+
+
+def markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return "" if pd.isna(v) else floatfmt.format(v)
+        return str(v)
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write_table3(t: pd.DataFrame, folder: Path, profile: profiles.Profile) -> None:
+    cols = ["data", "images_per_class", "method", "ours_val_acc_pct", "ours_val_acc_sd_pct", "paper_val_acc_pct",
+            "diff_pct", "ours_best_val_acc_pct", "ours_minutes", "paper_minutes", "seeds", "epochs", "device",
+            "precision"]
+    t = shown(t)
+    files.write_text(folder / "table3.csv", t.to_csv(index=False))
+    head = (f"# Table 3 ({profile.name} profile)\n\n{profile.about}\n\nOurs: validation accuracy (%) at the final "
+            "epoch, mean over seeds and its standard deviation (blank for one seed); best epoch beside it; total "
+            "training minutes (train + per-epoch validation) on our device. paper_*: the paper's Table 3 (GTX 1060), "
+            "not ours.\n\n")
+    files.write_text(folder / "table3.md", head + markdown(t[cols]))
+
+
+def fig2(study: Study):
+    """Four panels as in the paper: (a) full aircraft, (b) smaller aircraft, (c) full cifar100, (d) smaller cifar100
+    (two per dataset of the profile).
+    Validation accuracy against epoch, SpotTune blue and MultiTune red; few-shot rows told apart by line style.
+    Where every run was validated at its last epoch only, the epoch axis says nothing and its points would hide one
+    another, so each panel shows accuracy against images per class instead (mean and sd over seeds)."""
+    h = study.history()
+    h = h[h["method"].isin([m.name for m in compared_methods()]) & h["main"]].dropna(subset=["val_acc"])
+    h = h.assign(val_acc_pct=h["val_acc"] * 100)
+    evals = h.groupby("digest").size().max() if len(h) else 0
+    datasets = list(study.profile.datasets)[:2]
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 4 * len(datasets)), sharex=evals != 1, squeeze=False)
+    for i, dataset in enumerate(datasets):
+        for j, smaller in enumerate((False, True)):
+            ax = axes.flat[2 * i + j]
+            ax.set_title(f"({'abcd'[2 * i + j]}) {'smaller ' if smaller else ''}{study.profile.label(dataset)}")
+            panel(ax, h[(h["dataset"] == dataset) & (h["full_row"] != smaller)], study.profile, smaller, evals)
+    what = "images per class" if evals == 1 else "epoch"
+    fig.suptitle(f"Fig. 2 ({study.profile.name} profile): validation accuracy against {what}")
+    fig.tight_layout()
+    return fig
+
+
+def panel(ax, d: pd.DataFrame, profile: profiles.Profile, smaller: bool, evals: int) -> None:
+    """One panel of Fig. 2: `evals` is the most validations any run made (1: against images per class)."""
+    final_only = evals == 1
+    if not final_only:
+        ax.set_xlim(0, profile.epochs + 0.5)  # room for a marker on the last epoch
+    if d.empty:
+        absent = not (smaller or profile.has_full_rows)
+        ax.text(0.5, 0.5, "no whole-dataset rows in this profile" if absent else "no runs yet", ha="center",
+                transform=ax.transAxes)
+        if final_only:  # its own categorical axis would show 0..1 ticks
+            ax.set_xticks([])
+        return
+    # the names seaborn prints in legends and on axes
+    d = d.drop(columns="method").rename(columns={"method_label": "method", "images_per_class": "images per class"})
+    if final_only:
+        sns.pointplot(data=d, x="images per class", y="val_acc_pct", hue="method", palette=palette(),
+                      hue_order=list(palette()), order=sorted(d["images per class"].unique(), key=row_key),
+                      errorbar=("sd", 1), dodge=0.3, linestyle="none", capsize=0.1, ax=ax)
+        ax.set_xlabel(f"images per class (validated after epoch {int(d['epoch'].max())} only)")
+    else:
+        sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=palette(),
+                     style="images per class" if smaller else None, errorbar=("sd", 1), ax=ax,
+                     marker="o" if evals < 20 else None)
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, title=None)
+
+
+def save_fig(fig, folder: Path) -> None:
+    # no creation date in the PDF: the same store redraws byte for byte, so a rerun leaves git clean
+    for ext, metadata in (("png", {}), ("pdf", {"CreationDate": None})):
+        with files.atomic_path(folder / f"fig2.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, metadata=metadata)

@@ -1,0 +1,114 @@
+"""The study: a profile bound to its data, source checkpoint, device and results store. It runs the profile's
+configurations for the notebooks and reads the store back as tables.
+
+A run's settings decide where it counts, not a tag: a run is one of the profile's main runs (Table 3, Fig. 2)
+exactly when its config hash equals that of the profile's setting for its method, dataset, images per class and
+seed. A sweep point that equals the main setting (MultiTune's eta = 0.5, say) is the same run and counts for both.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from .. import paths
+from ..core.config import RunConfig
+from ..core.fit import fit
+from ..core.registry import METHODS
+from ..errors import ConfigError
+from ..store.files import sha256
+from ..store.results import ResultsStore
+from . import profiles
+
+RUN_KEYS = ["digest", "method", "method_label", "dataset", "dataset_label", "images_per_class", "seed", "eta",
+            "main", "full_row"]
+RUN_METRICS = ["final_val_acc", "best_val_acc", "train_minutes", "epochs", "env.device_name", "precision"]
+
+
+def label(method: str) -> str:
+    """How tables and figures name a method (a store may hold runs of methods not registered here)."""
+    return METHODS.get(method).label if method in METHODS else method
+
+
+class Study:
+    def __init__(self, profile: str | None = None, data_root=None, source=None, device: str = "auto",
+                 seeds=None, results=None):
+        self.profile = profiles.get(profile)
+        self.data_root = Path(data_root) if data_root else paths.default_data_root()
+        self.source = Path(source) if source else self.profile.source
+        self.device = device
+        self.seeds = self.profile.seeds if seeds is None else tuple([seeds] if isinstance(seeds, int) else seeds)
+        if not self.seeds or not all(isinstance(s, int) for s in self.seeds):
+            raise ConfigError(f"seeds={seeds!r}: give an int or a list of ints, e.g. -p seeds [0,1]")
+        self.results = Path(results) if results else paths.results_dir(self.profile.name)
+        self.store = ResultsStore(self.results)
+
+    def config(self, method: str, dataset: str, images_per_class: int | None, seed: int = 0,
+               **settings) -> RunConfig:
+        """The profile's setting for one row and seed; `settings` depart from it (a sweep)."""
+        p = self.profile
+        settings.setdefault("milestones", p.milestones(METHODS.get(method).defaults["milestones"]))
+        settings.setdefault("eval_every", p.eval_every)
+        return RunConfig(method=method, dataset=dataset, images_per_class=images_per_class,
+                         classes=p.classes(dataset), seed=seed, epochs=p.epochs, **settings)
+
+    def run(self, method: str, dataset: str, images_per_class: int | None, seed: int = 0, **settings) -> dict:
+        """Train one row of the study (or read it from the store); `images_per_class=None` is the whole split."""
+        p = self.profile
+        if p.needs_source and (self.source is None or not self.source.exists()):
+            raise ConfigError(f"the {p.name} profile starts from a source checkpoint ({self.source or 'none given'}): "
+                              "pass source=resnet26_pretrained.t7 (the SpotTune release) or one of ours "
+                              "(`python -m multitune_lib pretrain`)")
+        return fit(self.config(method, dataset, images_per_class, seed, **settings), data_root=self.data_root,
+                   results=self.results, source=self.source, device=self.device, tags={"profile": p.name})
+
+    def run_all(self, methods, rows, datasets=None) -> pd.DataFrame:
+        """Every method x dataset x row (images per class) x seed."""
+        done = [self.run(m, d, n, seed) for d in datasets or self.profile.datasets for n in rows
+                for m in methods for seed in self.seeds]
+        keys = ["method", "dataset", "images_per_class", "seed"]
+        if not done:
+            return pd.DataFrame(columns=[*keys, "method_label"])
+        df = pd.DataFrame([{k: r["config"][k] for k in keys} | r["metrics"] for r in done])
+        return df.astype({"images_per_class": "Int64"}).assign(method_label=df["method"].map(label))
+
+    @cached_property
+    def source_sha256(self) -> str | None:
+        """The digest the profile's source puts into every config that starts from it, hashed once."""
+        return sha256(self.source) if self.source is not None and self.source.exists() else None
+
+    def is_main(self, run: pd.Series) -> bool:
+        """True where the run's settings are the profile's own for its method, dataset, row and seed."""
+        if run["method"] not in METHODS or run["dataset"] not in self.profile.datasets:
+            return False
+        n = None if pd.isna(run["images_per_class"]) else int(run["images_per_class"])
+        sha = self.source_sha256 if METHODS.get(run["method"]).from_source else None
+        cfg = self.config(run["method"], run["dataset"], n, int(run["seed"]), source_sha256=sha)
+        return cfg.digest() == run["digest"]
+
+    def is_full_row(self, images_per_class: pd.Series) -> pd.Series:
+        """True for the profile's whole-dataset row (none where the profile has no such rows)."""
+        if not self.profile.has_full_rows:
+            return pd.Series(False, index=images_per_class.index)
+        if self.profile.full_row is None:
+            return images_per_class.isna()
+        return images_per_class.eq(self.profile.full_row).fillna(False).astype(bool)
+
+    def runs(self) -> pd.DataFrame:
+        """One row per finished run, with how tables name it, whether it is a main run and a whole-dataset row."""
+        df = self.store.runs()
+        if df.empty:  # the columns notebooks and Table 3 select on: an empty study reads as empty, not as an error
+            return pd.DataFrame(columns=[*RUN_KEYS, "tags", *RUN_METRICS])
+        df = df.astype({"images_per_class": "Int64"})
+        return df.assign(method_label=df["method"].map(label),
+                         dataset_label=df["dataset"].map(self.profile.label),
+                         main=df.apply(self.is_main, axis=1).astype(bool),
+                         full_row=self.is_full_row(df["images_per_class"]))
+
+    def history(self) -> pd.DataFrame:
+        """Per-epoch history joined with each run's method, dataset, row and whether it is a main run."""
+        runs = self.runs()
+        if runs.empty:
+            return pd.DataFrame(columns=[*RUN_KEYS, "epoch", "train_loss", "val_acc"])
+        return self.store.history().merge(runs[RUN_KEYS], on="digest")

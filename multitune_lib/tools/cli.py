@@ -1,0 +1,197 @@
+"""Command line: `python -m multitune_lib {run,study,pretrain,data,results,bench} ...` (or `multitune ...`).
+
+One error handler: a `MultiTuneError` (bad input the user can fix) prints one line and exits 2; anything else is a
+bug and keeps its traceback."""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from .. import paths
+from ..core.fit import fit
+from ..core.method import compared_methods
+from ..errors import MultiTuneError
+from ..store.results import ResultsStore
+from ..study import Study, profiles
+from ..study.notebooks import keep_checked_outputs, run_notebooks
+from . import bench, install, pack, pretrain
+from .options import add_config_args, add_device_args, add_exec_args, config_from_args
+
+USER_ERROR = 2  # as argparse exits on a bad option
+
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, but not None (the field's help says what it falls back on) or False (a flag)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default == "" \
+                or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def cmd_run(a) -> None:
+    row = fit(config_from_args(a, a.fields), data_root=a.data_root, results=a.results, source=a.source,
+              device=a.device, precision=a.precision, compile=a.compile, keep_weights=a.keep_weights)
+    print(json.dumps({"digest": row["digest"], **row["metrics"]}, indent=1))
+
+
+def add_run(sub) -> None:
+    p = sub.add_parser("run", help="train and evaluate one configuration (a finished one is read from the store)",
+                       formatter_class=Formatter)
+    fields = add_config_args(p)
+    p.add_argument("--source", type=Path, help="source checkpoint: resnet26_pretrained.t7 or one of ours "
+                   "(default: train from scratch)")
+    add_exec_args(p)
+    p.add_argument("--keep-weights", action="store_true", help="keep the final weights in the store")
+    p.set_defaults(fn=cmd_run, fields=fields)
+
+
+def cmd_pretrain(a) -> None:
+    cfg = pretrain.pretrain_config(**{n: getattr(a, n) for n in a.fields})
+    pretrain.pretrain(cfg, out=a.out, note=a.note, force=a.force, data_root=a.data_root, results=a.results,
+                      device=a.device, precision=a.precision)
+
+
+def add_pretrain(sub) -> None:
+    p = sub.add_parser("pretrain", help="train a backbone from scratch and save it as a source model",
+                       formatter_class=Formatter)
+    fields = add_config_args(p, pretrain.FIELDS, {**pretrain.DEFAULTS, "milestones": None})
+    p.add_argument("--out", type=Path, default=paths.default_source(), help="checkpoint to write")
+    p.add_argument("--note", default="", help="a remark kept in the metadata, e.g. why the budget was small")
+    p.add_argument("--force", action="store_true", help="replace an --out written by a different run")
+    add_exec_args(p)
+    p.set_defaults(fn=cmd_pretrain, fields=fields, results=paths.project_root() / "runs" / "pretrain")
+
+
+def cmd_data_install(a) -> None:
+    if a.download:
+        install.download(a.download)
+    root = install.install(a.download or getattr(a, "from"), a.dest)
+    print(f"Decathlon root: {root}")
+
+
+def add_data(sub) -> None:
+    data = sub.add_parser("data", help="install the Visual Decathlon data, or pack part of it")
+    data = data.add_subparsers(dest="data", required=True)
+    p = data.add_parser("install", help="unpack the Decathlon archives into the ignored data folder")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from", type=Path, help="folder holding decathlon-1.0-devkit.tar.gz and the dataset tars "
+                     "(e.g. ../shared/decathlon) or the official decathlon-1.0-data.tar.gz")
+    src.add_argument("--download", type=Path, metavar="DIR",
+                     help="download the official archives into DIR first (needs internet, several GB)")
+    p.add_argument("--dest", type=Path, default=paths.data_dir() / "decathlon", help="where to unpack")
+    p.set_defaults(fn=cmd_data_install)
+
+    p = data.add_parser("pack", help="write the images one part of a profile needs into one zip (to carry them to "
+                        "a machine without the Decathlon archives); any data root may then name the zip")
+    p.add_argument("--profile", required=True, help="the profile whose images to pack, e.g. offline")
+    p.add_argument("--part", required=True, help="a dataset of the profile (aircraft, cifar100) or pretrain")
+    p.add_argument("--out", type=Path, help="zip to write (default: data/packs/<profile>-<part>.zip, ignored by git)")
+    p.add_argument("--data-root", type=Path, help=f"Decathlon root to read (default: {paths.default_data_root()})")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds of the few-shot draws (default: the profile's)")
+    p.set_defaults(fn=lambda a: pack.pack_part(a.profile, a.part, a.out, a.data_root, a.seeds))
+
+
+def cmd_results_merge(a) -> None:
+    for src in a.sources:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = src
+            if src.is_file():  # a tarball of a store, as the device tool brings one back
+                with tarfile.open(src) as tar:
+                    tar.extractall(tmp, filter="data")
+                found = sorted(Path(tmp).glob("**/runs/*/run.json"))
+                store = found[0].parent.parent.parent if found else Path(tmp)
+            if not (store / "runs").is_dir():
+                raise MultiTuneError(f"{src} is not a results store or a tarball of one (no runs/ folder in it)")
+            copied = ResultsStore(a.into).merge(store)
+        print(f"{src}: {len(copied)} new runs merged into {a.into}" + (f" ({', '.join(copied)})" if copied else ""))
+
+
+def add_results(sub) -> None:
+    results = sub.add_parser("results", help="work with results stores").add_subparsers(dest="results", required=True)
+    p = results.add_parser("merge", help="copy finished runs from other stores (e.g. brought back from a GPU "
+                           "machine); a run already present is left alone, so merging twice changes nothing")
+    p.add_argument("sources", type=Path, nargs="+", help="results stores to read, or .tar.gz files of them")
+    p.add_argument("--into", type=Path, required=True, help="the store to merge into, e.g. results/offline")
+    p.set_defaults(fn=cmd_results_merge)
+
+
+def add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="images/s of the training step: ours against a reference loop written like "
+                       "the original code", formatter_class=Formatter)
+    add_config_args(p, ["batch_size"])
+    add_device_args(p)
+    p.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default: 5 CPU, 50 GPU)")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers of the reference loop "
+                   "(default: the CPU count, at most 8)")
+    p.set_defaults(fn=lambda a: bench.main(device=a.device, batch_size=a.batch_size, steps=a.steps,
+                                           precision=a.precision, compile=a.compile, workers=a.workers))
+
+
+def parse_value(text: str):
+    """-p values: Python literals (numbers, None, lists such as [0, 1]) as such, everything else as text."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def cmd_study(a) -> None:
+    profile = profiles.get(a.profile).name
+    params = {k: parse_value(v) for k, v in a.p}
+    if a.source:
+        params["source"] = str(Path(a.source).resolve())
+    if a.train_only is not None:
+        study = Study(profile, params.get("data_root"), a.source, params.get("device", "auto"),
+                      params.get("seeds"), params.get("results"))
+        rows = study.run_all([m.name for m in compared_methods()], study.profile.rows(), a.train_only or None)
+        print(rows.to_string(index=False))
+        return
+    out = run_notebooks(profile, params, a.only)
+    if a.keep_checked_outputs:
+        print("checked outputs kept in", ", ".join(p.name for p in keep_checked_outputs(profile)))
+    figures = paths.figures_dir(profile)
+    print(f"executed notebooks: {out}\nTable 3: {figures / 'table3.md'} and table3.csv\n"
+          f"Fig. 2: {figures / 'fig2.png'} and fig2.pdf")
+
+
+def add_study(sub) -> None:
+    p = sub.add_parser("study", help="run the numbered notebooks of a profile in order with papermill, writing "
+                       "executed copies under results/<profile>/notebooks/")
+    p.add_argument("--profile", default=None, help=f"one of {', '.join(profiles.PROFILES)}, or auto (offline "
+                   "where CUDA is present, else smoke) (default: $MULTITUNE_PROFILE, else smoke)")
+    p.add_argument("--source", help="source checkpoint (resnet26_pretrained.t7 or one of ours)")
+    p.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="another notebook parameter, e.g. -p device cuda -p data_root /data/decathlon-1.0")
+    p.add_argument("--only", nargs="+", help="run only the notebooks whose names start with these, e.g. 04")
+    p.add_argument("--train-only", nargs="*", metavar="DATASET", help="train the Table 3 rows of these datasets "
+                   "(default: all of the profile's) without papermill or notebooks, e.g. on a GPU machine with "
+                   "only a data pack; then merge its results store and run --only 04 where Jupyter is")
+    p.add_argument("--keep-checked-outputs", action="store_true", help="after running, copy the outputs that "
+                   "nbval checks into the source notebooks (maintainers, smoke profile)")
+    p.set_defaults(fn=cmd_study)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m multitune_lib", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    for add in (add_run, add_study, add_pretrain, add_data, add_results, add_bench):
+        add(sub)
+    return top
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except MultiTuneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return USER_ERROR
+    return 0

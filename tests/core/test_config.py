@@ -1,0 +1,125 @@
+"""RunConfig: defaults, validation, class lists, and the hash that names a run in the results store."""
+import json
+
+import pytest
+
+from multitune_lib import paths
+from multitune_lib.core.config import RunConfig, class_spec, parse_classes, upgrade
+from multitune_lib.core.registry import BACKBONES, METHODS
+from multitune_lib.data import eval_side
+from multitune_lib.errors import ConfigError
+
+COMMITTED_RUNS = sorted((paths.project_root() / "results" / "offline-cpu" / "runs").glob("*/run.json"))
+
+
+def test_config_hash_tells_settings_apart():
+    a = RunConfig(method="multitune", dataset="aircraft")
+    assert a.digest() == RunConfig(method="multitune", dataset="aircraft", lr=0.1, milestones=(20, 50, 80)).digest()
+    assert a.digest() != RunConfig(method="multitune", dataset="aircraft", images_per_class=5).digest()
+    assert a.digest() != RunConfig(method="multitune", dataset="aircraft", source_sha256="ab").digest()
+    assert RunConfig(method="spottune", dataset="cifar100").resolved().weight_decay == 0.0
+    assert RunConfig(method="spottune", dataset="aircraft").resolved().weight_decay == 5e-4
+    assert RunConfig.from_dict(a.resolved().to_dict()).digest() == a.digest()
+
+
+def test_none_fields_resolve_to_the_method_defaults():
+    m = RunConfig(method="multitune", dataset="aircraft").resolved()
+    assert (m.lr, m.lr_last, m.milestones, m.weight_decay) == (0.1, 0.01, (20, 50, 80), 0.0)
+    assert (m.alpha, m.beta) == (0.01, 0.01)
+    s = RunConfig(method="spottune", dataset="aircraft").resolved()
+    assert (s.lr, s.policy_lr, s.milestones, s.policy_weight_decay) == (0.1, 0.01, (40, 60, 80), 1e-3)
+    assert (s.alpha, s.beta, s.lr_last) == (0.0, 0.0, None)  # no L2-SP; no setting B
+    f = RunConfig(method="finetune", dataset="cifar100").resolved()
+    assert (f.alpha, f.beta, f.weight_decay) == (0.0, 0.0, 0.0)
+    assert RunConfig(method="scratch", dataset="aircraft").resolved().weight_decay == 5e-4
+    # what is given stays; resolving twice changes nothing
+    given = RunConfig(method="spottune", dataset="aircraft", lr=0.05, weight_decay=0.0, milestones=[3]).resolved()
+    assert (given.lr, given.weight_decay, given.milestones) == (0.05, 0.0, (3,))
+    assert given.resolved() == given
+    # the plain defaults of the dataclass
+    c = RunConfig(method="finetune", dataset="aircraft")
+    assert (c.backbone, c.images_per_class, c.classes, c.seed, c.epochs, c.batch_size, c.crop, c.eta) == \
+        ("resnet26", None, None, 0, 110, 128, 64, 0.5)
+
+
+@pytest.mark.parametrize("run_json", COMMITTED_RUNS, ids=lambda p: p.parent.name)
+def test_committed_runs_keep_their_digest(run_json):
+    """The offline-cpu store was written before `shots` became `images_per_class` and `backbone` was added: its
+    runs must still be found under the same names, or every finished run would be trained again."""
+    row = json.loads(run_json.read_text())
+    assert "shots" in row["config"] and "images_per_class" not in row["config"]  # the old format, as committed
+    cfg = RunConfig.from_dict(row["config"])
+    assert cfg.images_per_class == row["config"]["shots"] and cfg.backbone == "resnet26"
+    assert cfg.digest() == row["digest"] == run_json.parent.name
+    assert RunConfig.from_dict(cfg.to_dict()).digest() == row["digest"]  # today's field names, same run
+    assert cfg.resolved() == cfg  # stored resolved
+
+
+def test_committed_store_is_all_there():
+    assert len(COMMITTED_RUNS) == 12
+
+
+def test_from_dict_upgrades_shots_and_rejects_unknown_fields():
+    old = {"method": "finetune", "dataset": "aircraft", "shots": 5}
+    assert upgrade(old) == {"method": "finetune", "dataset": "aircraft", "images_per_class": 5}
+    assert RunConfig.from_dict(old) == RunConfig(method="finetune", dataset="aircraft", images_per_class=5)
+    assert "shots" not in RunConfig.from_dict(old).to_dict()
+    with pytest.raises(ConfigError, match="unknown config fields.*'colour'"):
+        RunConfig.from_dict({**old, "colour": "red"})
+
+
+def test_classes_given_as_text_are_normalised():
+    a = RunConfig(method="finetune", dataset="cifar100", classes="51-100")
+    assert a.classes == tuple(range(51, 101))
+    assert a == RunConfig(method="finetune", dataset="cifar100", classes=range(51, 101))
+    assert a.digest() == RunConfig(method="finetune", dataset="cifar100", classes=list(range(100, 50, -1))).digest()
+    assert RunConfig(method="finetune", dataset="cifar100", classes="3,1,2,2").classes == (1, 2, 3)
+    assert RunConfig(method="finetune", dataset="cifar100", classes="all").classes is None
+    assert RunConfig(method="finetune", dataset="cifar100", milestones=[5, 8]).milestones == (5, 8)
+    assert a.to_dict()["classes"] == list(range(51, 101))
+    with pytest.raises(ConfigError, match="bad class list"):
+        RunConfig(method="finetune", dataset="cifar100", classes="fifty")
+
+
+@pytest.mark.parametrize("field, registry", [("method", METHODS), ("backbone", BACKBONES)])
+def test_unknown_method_or_backbone_names_the_choices(field, registry):
+    kw = {"method": "finetune", "dataset": "aircraft", field: "nosuch"}
+    with pytest.raises(ConfigError, match=f"unknown {field} 'nosuch'") as err:
+        RunConfig(**kw)
+    assert registry.names() and all(name in str(err.value) for name in registry.names())
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(epochs=0), "epochs and batch_size must be positive"),
+    (dict(batch_size=0), "epochs and batch_size must be positive"),
+    (dict(eval_every=0), "eval_every positive"),
+    (dict(eta=1.5), "eta must lie in"),
+    (dict(images_per_class=0), "images_per_class must be positive"),
+])
+def test_bad_settings_are_refused(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig("finetune", "aircraft", **kw)
+
+
+def test_a_backbone_other_than_the_first_is_part_of_the_identity(monkeypatch):
+    monkeypatch.setitem(BACKBONES.items, "other", BACKBONES.get("resnet26"))
+    a = RunConfig(method="finetune", dataset="aircraft")
+    b = RunConfig(method="finetune", dataset="aircraft", backbone="other")
+    assert a.digest() != b.digest() and RunConfig.from_dict(b.to_dict()).digest() == b.digest()
+
+
+def test_parse_classes():
+    assert parse_classes("1-3,7") == (1, 2, 3, 7)
+    assert parse_classes(None) is None
+    with pytest.raises(ConfigError, match="bad class list"):
+        parse_classes("a-b")
+
+
+def test_class_spec():
+    assert class_spec(range(1, 51)) == "1-50" and class_spec((1, 3)) == "1,3" and class_spec(None) == "all"
+
+
+def test_low_resolution_crop_must_fit_the_strides():
+    with pytest.raises(ConfigError, match="multiple of 8"):
+        RunConfig("finetune", "toy", crop=36)
+    assert eval_side(64) == 72 and eval_side(32) == 40

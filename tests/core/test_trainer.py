@@ -1,0 +1,108 @@
+"""The training core on data already in memory: epochs, history rows, evaluation, exact resume, precision."""
+import pytest
+import torch
+
+from multitune_lib import env
+from multitune_lib.backbones.resnet26 import resnet26
+from multitune_lib.core import trainer as trainer_module
+from multitune_lib.core.config import RunConfig
+from multitune_lib.core.trainer import Trainer, precision_for
+from multitune_lib.data import TABLE2_STATS, Split, eval_side
+from multitune_lib.errors import CheckpointError, ConfigError
+
+
+def split(n_per_class=4, classes=3, seed=0) -> Split:
+    """Solid colours per class with noise, 72 px like decoded Decathlon images."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(classes).repeat_interleave(n_per_class)
+    base = (labels.view(-1, 1, 1, 1).float() * torch.tensor([80.0, 40.0, 120.0]).view(1, 3, 1, 1)) % 256
+    images = (base + 20 * torch.randn(len(labels), 3, 72, 72, generator=g)).clamp(0, 255).to(torch.uint8)
+    return Split(images, labels, classes, [f"{i}.jpg" for i in range(len(labels))])
+
+
+def make(method="finetune", dataset="toy", **kw):
+    cfg = RunConfig(method=method, dataset=dataset, **{"epochs": 2, "batch_size": 6, "crop": 16, **kw})
+    return Trainer(cfg, split(), split(2, seed=1), device="cpu", precision="fp32")
+
+
+def test_an_epoch_appends_one_history_row():
+    t = make("l2sp")
+    row = t.epoch()
+    assert row == t.history[0] and row["epoch"] == 1
+    assert row["train_loss"] > 0 and row["penalty"] >= 0 and 0 <= row["val_acc"] <= 1
+    assert row["lr.net"] == 0.1 and row["train_seconds"] > 0 and row["seconds"] >= row["train_seconds"]
+    assert t.train.images.shape[-1] == t.val.images.shape[-1] == eval_side(16) == 24  # whole images, scaled
+    t.epoch()
+    s = t.summary()
+    assert s["train_images"] == 12 and s["val_images"] == 6 and s["num_classes"] == 3
+    assert s["best_epoch"] in (1, 2) and s["final_val_acc"] == t.history[-1]["val_acc"]
+    assert s["precision"] == "float32" and s["images_per_s"] > 0
+
+
+def test_resume_from_state_dict_is_exact():
+    whole = make("spottune", seed=2)
+    for _ in range(2):
+        whole.epoch()
+    first = make("spottune", seed=2)
+    first.epoch()
+    state = first.state_dict()
+    resumed = make("spottune", seed=2)
+    resumed.load_state_dict(state)
+    assert len(resumed.history) == 1
+    resumed.epoch()
+    keys = ["train_loss", "penalty", "val_acc", "lr.net", "lr.policy"] + [f"usage.{i}" for i in range(12)]
+    assert [[r[k] for k in keys] for r in resumed.history] == [[r[k] for k in keys] for r in whole.history]
+    assert all(torch.equal(v, whole.model.state_dict()[k]) for k, v in resumed.model.state_dict().items())
+
+
+def test_evaluate_counts_top1_on_whole_images():
+    t = make()
+    acc = t.evaluate()
+    assert acc in [i / 6 for i in range(7)]
+    assert t.evaluate(t.train) in [i / 12 for i in range(13)]
+    assert t.evaluate(Split(t.val.images[:0], t.val.labels[:0], 3, [])) == 0.0
+
+
+def test_normalisation_is_table2_where_the_paper_gives_it():
+    t = make(dataset="aircraft")
+    mean, std = TABLE2_STATS["aircraft"]
+    torch.testing.assert_close(t.norm.mean.flatten(), torch.tensor(mean) * 255)
+    torch.testing.assert_close(t.norm.std.flatten(), torch.tensor(std) * 255)
+    toy = make()  # not in Table 2: the train split's own statistics
+    x = toy.norm(split().images).float()
+    assert x.mean((0, 2, 3)).abs().max() < 1e-3 and (x.std((0, 2, 3)) - 1).abs().max() < 1e-2
+
+
+def test_source_weights_reach_every_backbone_the_method_builds():
+    torch.manual_seed(5)
+    source = {k: v for k, v in resnet26(9).state_dict().items() if not k.startswith("fc.")}
+    cfg = RunConfig(method="multitune", dataset="toy", epochs=1, batch_size=6, crop=16)
+    t = Trainer(cfg, split(), split(2, seed=1), source_state=source, device="cpu", precision="fp32")
+    for net in (t.model.net_a, t.model.net_b):
+        assert torch.equal(net.conv1.weight, source["conv1.weight"])
+        assert torch.equal(net.blocks[10].conv2.weight, source["blocks.10.conv2.weight"])
+        assert not torch.equal(net.blocks[11].conv1.weight, source["blocks.11.conv1.weight"])  # re-initialised
+    bad = {k: v for k, v in source.items() if k != "bn1.running_var"}
+    with pytest.raises(CheckpointError, match="missing: bn1.running_var"):
+        Trainer(cfg, split(), split(2, seed=1), source_state=bad, device="cpu", precision="fp32")
+
+
+def test_precision_for(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert precision_for(cpu, "fp32") is None and precision_for(cuda, "fp32") is None
+    assert precision_for(cpu, "bf16") == torch.bfloat16 and precision_for(cuda, "auto") == torch.bfloat16
+    monkeypatch.setattr(env, "cpu_has_bf16", lambda: False)
+    assert precision_for(cpu, "auto") is None
+    with pytest.raises(ConfigError, match="precision must be auto, bf16 or fp32"):
+        precision_for(cpu, "fp16")
+    monkeypatch.setattr(env, "cpu_has_bf16", lambda: True)
+    assert precision_for(cpu, "auto") == torch.bfloat16
+
+
+def test_result_row_holds_config_metrics_environment_and_tags():
+    t = make(epochs=1)
+    t.epoch()
+    row = trainer_module.result_row(t, t.cfg.digest(), None, {"profile": "x"})
+    assert row["digest"] == t.cfg.digest() and row["config"] == t.cfg.to_dict() and row["source"] is None
+    assert row["metrics"] == t.summary() and row["tags"] == {"profile": "x"}
+    assert row["env"]["device"] == "cpu" and row["env"]["torch"] == torch.__version__ and row["finished_at"]

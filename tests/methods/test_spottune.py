@@ -1,0 +1,86 @@
+"""SpotTune: the policy picks, per image and block, the frozen or the fine-tuned copy."""
+import torch
+from torch import nn
+
+from multitune_lib.backbones.resnet26 import resnet26
+from multitune_lib.core.config import RunConfig
+from multitune_lib.core.method import build as build_method
+from multitune_lib.core.registry import METHODS
+from multitune_lib.methods import SpotTune
+
+
+def build(method, **kw):
+    cfg = RunConfig(method=method, dataset="aircraft", **kw)
+    return build_method(cfg, lambda: resnet26(10), 10)
+
+
+def test_spottune_frozen_convs_stay_and_policy_learns():
+    built, _ = build("spottune")
+    model: SpotTune = built.model
+    frozen = {n: p.detach().clone() for n, p in model.frozen.named_parameters() if p.dim() == 4}
+    tuned = {n: p.detach().clone() for n, p in model.blocks.named_parameters() if p.dim() == 4}
+    opt = torch.optim.SGD(built.groups, lr=0.1, momentum=0.9)
+    model.train()
+    x, y = torch.randn(8, 3, 64, 64), torch.randint(0, 10, (8,))
+    for _ in range(2):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    assert all(torch.equal(p, frozen[n]) for n, p in model.frozen.named_parameters() if p.dim() == 4)
+    assert any(not torch.equal(p, tuned[n]) for n, p in model.blocks.named_parameters() if p.dim() == 4)
+    # At the start both copies agree, so the policy's gradient is 0; once the tuned copy moved, it flows.
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.policy.parameters() if p.dim() > 1)
+    # The frozen copy's BNs train, as in the reference code.
+    assert all(p.requires_grad for n, p in model.frozen.named_parameters() if p.dim() == 1)
+    assert {g["name"]: g["lr"] for g in built.groups} == {"net": 0.1, "policy": 0.01}
+
+
+def test_spottune_records_block_usage():
+    built, _ = build("spottune")
+    model = built.model.eval()
+    model.reset_usage()
+    with torch.no_grad():
+        model(torch.randn(6, 3, 72, 72))
+    usage = model.block_usage()
+    assert len(usage) == 12 and all(round(u * 6, 6) in range(7) for u in usage)  # counts of 6 images
+    assert model.seen.item() == 6
+
+
+def test_spottune_usage_resets_when_the_model_enters_eval_mode():
+    built, _ = build("spottune")
+    model = built.model.train()
+    with torch.no_grad():
+        model(torch.randn(4, 3, 64, 64))
+    assert model.seen.item() == 4
+    model.eval()  # usage is read on the split evaluated next
+    assert model.seen.item() == 0 and model.block_usage() == [0.0] * 12
+    with torch.no_grad():
+        model(torch.randn(3, 3, 72, 72))
+    assert model.seen.item() == 3
+    assert METHODS.get("spottune").metrics(model) == {f"usage.{t}": u for t, u in enumerate(model.block_usage())}
+
+
+def test_spottune_wraps_the_backbone():
+    built, _ = build("spottune")
+    model = built.model
+    assert model.blocks is model.backbone.blocks and len(model.frozen) == 12
+    assert model.backbone.fc.out_features == 10
+    assert not any(a is b for a, b in zip(model.frozen.parameters(), model.blocks.parameters()))
+    assert "backbone.fc." in built.new and "policy." in built.new
+
+
+def test_spottune_mixes_frozen_and_tuned_blocks():
+    built, _ = build("spottune")
+    model = built.model.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        model.decide = lambda x: torch.zeros(len(x), 12)
+        all_frozen = model(x)
+        model.decide = lambda x: torch.ones(len(x), 12)
+        all_tuned = model(x)
+        for p in model.blocks.parameters():  # perturb the fine-tuned copy only
+            p.add_(0.1)
+        model.decide = lambda x: torch.zeros(len(x), 12)
+        assert torch.allclose(model(x), all_frozen)  # frozen path ignores the tuned blocks
+        model.decide = lambda x: torch.ones(len(x), 12)
+        assert not torch.allclose(model(x), all_tuned)

@@ -1,0 +1,97 @@
+"""The results store: one folder per run named by its config hash, tables of all finished runs, merging."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from multitune_lib import paths
+from multitune_lib.core.config import RunConfig
+from multitune_lib.core.fit import fit
+from multitune_lib.store.results import ResultsStore, read_row
+
+ENV = {"device": "cpu", "device_name": "test", "torch": "x"}
+
+
+def fake_row(cfg: RunConfig, acc: float = 0.5) -> dict:
+    return {"digest": cfg.digest(), "config": cfg.resolved().to_dict(), "metrics": {"final_val_acc": acc},
+            "env": ENV, "source": None, "tags": {}, "finished_at": "2026-01-01T00:00:00+00:00"}
+
+
+def fake_history(epochs: int = 2) -> list[dict]:
+    return [{"epoch": e, "train_loss": 1.0 / e, "val_acc": 0.1 * e} for e in range(1, epochs + 1)]
+
+
+def test_merge_is_idempotent(toy_root, tmp_path):
+    cfg = RunConfig(method="feature", dataset="toy", images_per_class=2, epochs=1, batch_size=8)
+    row = fit(cfg, data_root=toy_root, results=tmp_path / "gpu", device="cpu", cache=tmp_path / "gpu" / "cache")
+    local = ResultsStore(tmp_path / "local")
+    assert local.merge(tmp_path / "gpu") == [row["digest"]]
+    before = (tmp_path / "local" / "runs.csv").read_text()
+    assert local.merge(tmp_path / "gpu") == []
+    assert (tmp_path / "local" / "runs.csv").read_text() == before
+    assert len(local.runs()) == 1
+
+
+def test_finish_writes_the_run_and_rebuilds_the_tables(tmp_path):
+    store = ResultsStore(tmp_path)
+    assert store.rows() == [] and store.runs().empty and store.history().empty
+    a, b = RunConfig("finetune", "toy", seed=0), RunConfig("spottune", "toy", images_per_class=3)
+    store.save_checkpoint(a.digest(), {"epoch": 1})
+    assert store.load_checkpoint(a.digest()) == {"epoch": 1} and store.finished(a.digest()) is None
+    store.finish(fake_row(a, 0.25), fake_history(2), weights={"w": torch.ones(2)})
+    store.finish(fake_row(b, 0.75), fake_history(3))
+    assert store.finished(a.digest()) == fake_row(a, 0.25)
+    assert not (store.run_dir(a.digest()) / "checkpoint.pt").exists() and store.load_checkpoint(a.digest()) is None
+    assert torch.equal(store.weights(a.digest())["w"], torch.ones(2))
+    with pytest.raises(FileNotFoundError, match="keep_weights=True"):
+        store.weights(b.digest())
+    assert [r["digest"] for r in store.rows()] == sorted([a.digest(), b.digest()])
+    runs = store.runs().set_index("digest")
+    assert runs.loc[b.digest(), "method"] == "spottune" and runs.loc[b.digest(), "images_per_class"] == 3
+    assert runs.loc[a.digest(), "final_val_acc"] == 0.25 and runs.loc[a.digest(), "env.device_name"] == "test"
+    h = store.history()
+    assert len(h) == 5 and h.groupby("digest").size().to_dict() == {a.digest(): 2, b.digest(): 3}
+    # the exported tables are what the store reads
+    assert (tmp_path / "runs.csv").read_text() == store.runs().to_csv(index=False)
+    assert (tmp_path / "history.csv").read_text() == store.history().to_csv(index=False)
+
+
+def test_merge_copies_finished_runs_only_and_keeps_what_is_here(tmp_path):
+    there, here = ResultsStore(tmp_path / "there"), ResultsStore(tmp_path / "here")
+    a, b, c = (RunConfig("finetune", "toy", seed=s) for s in (0, 1, 2))
+    there.finish(fake_row(a, 0.1), fake_history())
+    there.finish(fake_row(b, 0.2), fake_history())
+    there.save_checkpoint(c.digest(), {"unfinished": True})
+    here.finish(fake_row(a, 0.9), fake_history())  # the same run, already here: left as it is
+    here.save_checkpoint(b.digest(), {"local attempt": True})
+    assert here.merge(there.root) == [b.digest()]
+    assert here.finished(a.digest())["metrics"]["final_val_acc"] == 0.9
+    assert here.finished(b.digest())["metrics"]["final_val_acc"] == 0.2
+    assert not (here.run_dir(b.digest()) / "checkpoint.pt").exists() and here.finished(c.digest()) is None
+    assert len(pd.read_csv(tmp_path / "here" / "runs.csv")) == 2
+    assert here.merge(there.root) == []
+
+
+def test_read_row_upgrades_the_legacy_shots_key(tmp_path):
+    cfg = RunConfig("multitune", "aircraft", images_per_class=5)
+    legacy = fake_row(cfg)
+    legacy["config"] = {("shots" if k == "images_per_class" else k): v for k, v in legacy["config"].items()}
+    legacy["config"].pop("backbone")
+    store = ResultsStore(tmp_path)
+    path = store.run_dir(cfg.digest()) / "run.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(legacy))
+    got = read_row(path)
+    assert got["config"]["images_per_class"] == 5 and "shots" not in got["config"]
+    assert RunConfig.from_dict(got["config"]).digest() == cfg.digest() == got["digest"]
+    assert store.finished(cfg.digest()) == got and store.rows() == [got]
+    assert store.runs().loc[0, "images_per_class"] == 5 and "shots" not in store.runs().columns
+
+
+def test_the_committed_store_reads_in_todays_field_names():
+    store = ResultsStore(paths.project_root() / "results" / "offline-cpu")
+    runs = store.runs()
+    assert len(runs) == 12 and "shots" not in runs.columns
+    assert sorted(runs["images_per_class"].unique().tolist()) == [5, 10, 15]
+    assert all(RunConfig.from_dict(r["config"]).digest() == r["digest"] for r in store.rows())

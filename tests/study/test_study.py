@@ -1,0 +1,97 @@
+"""The Study: a profile's runs through the results store, and which of them are its main runs."""
+import pandas as pd
+import pytest
+
+from multitune_lib import paths
+from multitune_lib.core.config import RunConfig
+from multitune_lib.errors import ConfigError
+from multitune_lib.store.files import sha256
+from multitune_lib.store.results import ResultsStore
+from multitune_lib.study import Study, profiles
+from multitune_lib.tools.pretrain import pretrain, pretrain_config
+
+
+def test_a_profile_run_uses_the_profile_schedule_and_skips_missing_full_rows(toy_root, tmp_path, monkeypatch):
+    src = tmp_path / "src.pt"
+    pretrain(pretrain_config(dataset="toy", classes="all", epochs=1), out=src, data_root=toy_root,
+             results=tmp_path / "r", device="cpu")
+    p = profiles.Profile("tiny", {"toy": None}, full_row=None, few_shot_rows=(2,), epochs=4, needs_source=True,
+                         source=src, has_full_rows=False, eval_every=4, scale_schedule=True)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", p)
+    study = Study("tiny", toy_root, results=tmp_path / "store", device="cpu")
+    assert study.run_all(["multitune"], study.profile.full_rows()).empty  # no whole-dataset rows in this profile
+    runs = study.run_all(["multitune"], (2,))
+    row = ResultsStore(tmp_path / "store").rows()[0]
+    assert len(runs) == 1 and row["config"]["milestones"] == [1, 2, 3] and row["config"]["eval_every"] == 4
+    assert row["config"]["source_sha256"] and row["tags"]["profile"] == "tiny"
+
+
+def test_study_seeds():
+    assert Study("smoke", results="unused", seeds=[0, 1]).seeds == (0, 1)
+    assert Study("smoke", results="unused", seeds=3).seeds == (3,)
+    assert Study("offline-cpu", results="unused").seeds == (0, 1)
+    with pytest.raises(ConfigError, match="seeds='0 1'"):
+        Study("smoke", results="unused", seeds="0 1")
+
+
+def finish(study: Study, cfg: RunConfig, acc: float = 0.5) -> str:
+    """A finished run in the study's store, without training."""
+    row = {"digest": cfg.digest(), "config": cfg.resolved().to_dict(), "source": None, "tags": {},
+           "metrics": {"final_val_acc": acc, "best_val_acc": acc, "train_minutes": 1.0, "precision": "float32"},
+           "env": {"device_name": "test"}, "finished_at": "2026-01-01T00:00:00+00:00"}
+    study.store.finish(row, [{"epoch": 1, "train_loss": 1.0, "val_acc": acc}])
+    return cfg.digest()
+
+
+def test_an_eta_sweep_point_equal_to_the_main_setting_is_the_main_run(tmp_path):
+    study = Study("smoke", results=tmp_path)
+    main = study.config("multitune", "aircraft", 4, 0)
+    half = study.config("multitune", "aircraft", 4, 0, eta=0.5)
+    quarter = study.config("multitune", "aircraft", 4, 0, eta=0.25)
+    assert half.digest() == main.digest() != quarter.digest()
+    finish(study, half)
+    finish(study, quarter)
+    finish(study, study.config("spottune", "aircraft", 6, 1))
+    finish(study, study.config("spottune", "aircraft", 6, 1, lr=0.01))
+    runs = study.runs().set_index("digest")
+    assert runs.loc[main.digest(), "main"] and not runs.loc[quarter.digest(), "main"]
+    assert runs.loc[quarter.digest(), "eta"] == 0.25 and runs.loc[main.digest(), "eta"] == 0.5
+    spot = runs[runs["method"] == "spottune"]
+    assert spot["main"].tolist().count(True) == 1 and spot["full_row"].all()  # 6 is the smoke whole-dataset row
+    assert not runs[runs["method"] == "multitune"]["full_row"].any()
+    assert set(runs["method_label"]) == {"MultiTune", "SpotTune"}
+    assert set(runs["dataset_label"]) == {"Aircraft classes 1-3"}
+    assert all(study.is_main(r) == r["main"] for _, r in study.runs().iterrows())
+    h = study.history()
+    assert len(h) == 4 and h.groupby("digest")["main"].first().to_dict() == runs["main"].to_dict()
+
+
+def test_runs_elsewhere_are_not_main(tmp_path):
+    study = Study("smoke", results=tmp_path)
+    finish(study, RunConfig("multitune", "toy", images_per_class=4, epochs=2))  # not one of the profile's datasets
+    finish(study, study.config("multitune", "aircraft", 4, 0, source_sha256="ab" * 32))  # another source
+    assert not study.runs()["main"].any()
+
+
+def test_the_committed_offline_cpu_store():
+    study = Study("offline-cpu")
+    assert study.results == paths.results_dir("offline-cpu") and study.source == paths.default_source()
+    runs = study.runs()
+    assert len(runs) == 12 and runs["main"].all() and not runs["full_row"].any()
+    assert runs["images_per_class"].dtype == pd.Int64Dtype()
+    assert sorted(runs["images_per_class"].unique().tolist(), reverse=True) == [15, 10, 5]
+    assert runs.groupby(["method", "images_per_class"]).size().eq(2).all()  # seeds 0 and 1
+    assert (runs["source_sha256"] == sha256(paths.default_source())).all()
+    assert set(runs["method_label"]) == {"SpotTune", "MultiTune"} and set(runs["dataset_label"]) == {"Aircraft"}
+    h = study.history()
+    assert len(h) == 12 * 15 and h["main"].all()
+    assert h.dropna(subset=["val_acc"])["epoch"].eq(15).all()  # validated after the last epoch only
+    assert h["val_acc"].notna().sum() == 12
+
+
+def test_a_profile_that_needs_a_source_refuses_to_run_without_one(tmp_path):
+    study = Study("offline-cpu", source=tmp_path / "missing.pt", results=tmp_path)
+    with pytest.raises(ConfigError, match="starts from a source checkpoint"):
+        study.run("spottune", "aircraft", 5)
+    empty = Study("smoke", results=tmp_path / "s").run_all(["spottune"], [])
+    assert empty.empty and {"method", "dataset", "images_per_class", "seed", "method_label"} <= set(empty.columns)

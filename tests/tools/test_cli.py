@@ -1,0 +1,101 @@
+"""The command line: one entry point, user errors as one line and exit status 2."""
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from multitune_lib.core.config import RunConfig
+from multitune_lib.core.fit import fit
+from multitune_lib.store.results import ResultsStore
+from multitune_lib.study import profiles
+from multitune_lib.tools import cli as cli_module
+from multitune_lib.tools.cli import parse_value
+
+
+def cli(*args, module="multitune_lib"):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_help_explains_every_option():
+    out = cli("run", "--help")
+    assert out.returncode == 0
+    for option in ("--method", "--dataset", "--images-per-class", "--classes", "--epochs", "--seed", "--source",
+                   "--eta", "--lr-last", "--milestones", "--alpha", "--beta", "--device", "--precision"):
+        assert option in out.stdout
+    assert cli("data", "install", "--help").returncode == 0
+    assert "reference" in cli("bench", "--help").stdout
+
+
+def test_cli_bad_input_is_one_clear_line(tmp_path):
+    out = cli("run", "--method", "multitune", "--dataset", "aircraft", "--data-root", str(tmp_path / "none"),
+              "--results", str(tmp_path / "r"), "--epochs", "1")
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "does not exist" in out.stderr and "data install" in out.stderr
+    out = cli("run", "--method", "multitune", "--dataset", "aircraft", "--source", str(tmp_path / "x.t7"))
+    assert out.returncode == 2 and "resnet26_pretrained.t7" in out.stderr and "Traceback" not in out.stderr
+    out = cli("data", "install", "--from", str(tmp_path))
+    assert out.returncode == 2 and "decathlon-1.0-devkit.tar.gz" in out.stderr
+
+
+@pytest.mark.parametrize("module, args", [("multitune_lib", ["study"]), ("multitune_lib.study", [])],
+                         ids=["multitune_lib study", "multitune_lib.study"])
+def test_an_unknown_profile_is_one_error_line_and_exit_2(module, args):
+    out = cli(*args, "--profile", "nosuch", module=module)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [out.stderr.strip()] and out.stderr.startswith("error: ")
+    assert "unknown profile 'nosuch'" in out.stderr and "Traceback" not in out.stderr
+    assert all(name in out.stderr for name in profiles.PROFILES)
+
+
+def test_config_errors_exit_2_in_process(capsys):
+    assert cli_module.main(["run", "--method", "finetune", "--dataset", "aircraft", "--crop", "36"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "multiple of 8" in err
+    assert cli_module.main(["study", "--profile", "smoke", "--train-only", "-p", "seeds", "'0 1'"]) == 2
+    assert "seeds='0 1'" in capsys.readouterr().err
+
+
+def test_merge_from_the_command_line_is_idempotent(toy_root, tmp_path, capsys):
+    cfg = RunConfig("feature", "toy", epochs=1)
+    fit(cfg, data_root=toy_root, results=tmp_path / "gpu", device="cpu", cache=tmp_path / "c")
+    argv = ["results", "merge", str(tmp_path / "gpu"), "--into", str(tmp_path / "local")]
+    assert cli_module.main(argv) == 0 and "1 new runs" in capsys.readouterr().out
+    before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "local").rglob("*") if p.is_file())
+    assert cli_module.main(argv) == 0 and "0 new runs" in capsys.readouterr().out
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "local").rglob("*") if p.is_file()) == before
+    with tarfile.open(tmp_path / "gpu.tgz", "w:gz") as tar:
+        tar.add(tmp_path / "gpu", arcname="results/offline")
+    argv = ["results", "merge", str(tmp_path / "gpu.tgz"), "--into", str(tmp_path / "fromtar")]
+    assert cli_module.main(argv) == 0 and "1 new runs" in capsys.readouterr().out
+    assert ResultsStore(tmp_path / "fromtar").runs().equals(ResultsStore(tmp_path / "local").runs())
+    assert cli_module.main(["results", "merge", str(tmp_path), "--into", str(tmp_path / "x")]) == 2
+    assert "is not a results store" in capsys.readouterr().err
+
+
+def test_study_parameters_from_the_command_line():
+    assert parse_value("[0, 1]") == [0, 1] and parse_value("0.01") == 0.01 and parse_value("None") is None
+    assert parse_value("cuda") == "cuda" and parse_value("/data/decathlon-1.0") == "/data/decathlon-1.0"
+
+
+def test_run_trains_one_configuration(toy_root, tmp_path, capsys):
+    argv = ["run", "--method", "finetune", "--dataset", "toy", "--images-per-class", "2", "--epochs", "1",
+            "--batch-size", "8", "--crop", "16", "--data-root", str(toy_root), "--results", str(tmp_path),
+            "--device", "cpu", "--precision", "fp32"]
+    assert cli_module.main(argv) == 0
+    out = capsys.readouterr().out
+    row = ResultsStore(tmp_path).rows()[0]
+    assert row["digest"] in out and row["config"]["images_per_class"] == 2 and row["config"]["crop"] == 16
+    assert row["metrics"]["train_images"] == 8 and row["metrics"]["precision"] == "float32"
+
+
+def test_study_train_only_runs_the_compared_methods_on_every_row(toy_root, tmp_path, monkeypatch, capsys):
+    p = profiles.Profile("tiny", {"toy": (1, 2)}, full_row=None, few_shot_rows=(1,), epochs=1, has_full_rows=False)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", p)
+    argv = ["study", "--profile", "tiny", "--train-only", "-p", "data_root", str(toy_root), "-p", "device", "cpu",
+            "-p", "results", str(tmp_path / "store"), "-p", "seeds", "[0, 1]"]
+    assert cli_module.main(argv) == 0
+    rows = ResultsStore(tmp_path / "store").runs()
+    assert sorted(zip(rows["method"], rows["seed"])) == [("multitune", 0), ("multitune", 1), ("spottune", 0),
+                                                         ("spottune", 1)]
+    assert (rows["images_per_class"] == 1).all() and "MultiTune" in capsys.readouterr().out
