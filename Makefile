@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.14.1 torchvision==0.29.1
 DECATHLON ?= ../shared/decathlon
-# auto: offline where CUDA is present, smoke elsewhere
+# auto: imagenet where CUDA is present, imagenet-cpu elsewhere
 PROFILE ?= auto
 # nbval cannot pass notebook parameters: the profile comes from the environment, and its figures go aside.
 NBVAL_ENV := MULTITUNE_PROFILE=smoke MULTITUNE_FIGURES=runs/nbval/figures

@@ -57,3 +57,18 @@ def write_decathlon(root: Path, name: str = "toy", classes: int = 4, train: int 
 @pytest.fixture
 def toy_root(tmp_path) -> Path:
     return write_decathlon(tmp_path / "decathlon-1.0")
+
+
+def finish_run(study, cfg, acc: float = 0.5) -> str:
+    """A finished run in the study's store, without training."""
+    row = {"digest": cfg.digest(), "config": cfg.resolved().to_dict(), "source": None, "tags": {},
+           "metrics": {"final_val_acc": acc, "best_val_acc": acc, "train_minutes": 1.0, "precision": "float32"},
+           "env": {"device_name": "test"}, "finished_at": "2026-01-01T00:00:00+00:00"}
+    study.store.finish(row, [{"epoch": 1, "train_loss": 1.0, "val_acc": acc}])
+    return cfg.digest()
+
+
+@pytest.fixture
+def finish():
+    """finish(study, config, acc): a finished run in the study's store, without training."""
+    return finish_run

@@ -57,17 +57,19 @@ def init_weights(module: nn.Module) -> None:
 
 
 class ResNet26(Backbone):
-    """Stem conv+BN (no ReLU), 3 stages of `blocks_per_stage` basic blocks, BN+ReLU, pool, linear."""
+    """Stem conv+BN (no ReLU), 3 stages of `blocks_per_stage` basic blocks, BN+ReLU, pool, linear; `width` scales
+    every layer's channels (SpotTune's narrower policy networks)."""
 
-    def __init__(self, num_classes: int, blocks_per_stage: int = 4):
+    def __init__(self, num_classes: int, blocks_per_stage: int = 4, width: float = 1.0):
         super().__init__()
-        self.conv1 = conv3x3(3, STEM_WIDTH)
-        self.bn1 = nn.BatchNorm2d(STEM_WIDTH)
-        blocks, cin = [], STEM_WIDTH
-        for width in STAGE_WIDTHS:
+        stem = round(STEM_WIDTH * width)
+        self.conv1 = conv3x3(3, stem)
+        self.bn1 = nn.BatchNorm2d(stem)
+        blocks, cin = [], stem
+        for stage_width in (round(w * width) for w in STAGE_WIDTHS):
             for i in range(blocks_per_stage):
-                blocks.append(BasicBlock(cin, width, stride=2 if i == 0 else 1))
-                cin = width
+                blocks.append(BasicBlock(cin, stage_width, stride=2 if i == 0 else 1))
+                cin = stage_width
         self.blocks = nn.ModuleList(blocks)
         self.end_bn = nn.BatchNorm2d(cin)
         self.fc = nn.Linear(cin, num_classes)

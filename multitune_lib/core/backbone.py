@@ -18,6 +18,8 @@ from .registry import BACKBONES
 
 class Backbone(nn.Module):
     HEAD = "fc"  # attribute of the classifier; source checkpoints never carry it
+    MEAN_STD: tuple | None = None  # input normalisation the source weights were trained with; None: the dataset's
+    POLICY_WIDTH = 1.0  # width of SpotTune's policy network, relative to SpotTune's own, to keep its cost in step
     blocks: nn.ModuleList
     num_features: int
 
@@ -29,7 +31,7 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     def stages(self) -> list[list[int]]:
-        """Block indices grouped by stage (a stage ends where the resolution changes next)."""
+        """Block indices grouped by the network's stages."""
         raise NotImplementedError
 
     def init_block(self, index: int) -> None:
@@ -62,10 +64,13 @@ class Backbone(nn.Module):
         unexpected = [k for k in got if k not in want]
         shapes = [f"{k} {tuple(got[k].shape)} vs model {tuple(v.shape)}"
                   for k, v in want.items() if k in got and got[k].shape != v.shape]
-        problems = [f"{label}: {', '.join(keys)}" for label, keys in
+        problems = [f"{label}: {few(keys)}" for label, keys in
                     (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)) if keys]
+        if len(missing) == len(want):
+            raise CheckpointError(f"the source checkpoint is not a {type(self).__name__}: it has none of its weights "
+                                  f"(it holds {few(list(got))}); give a source of the backbone the config names")
         if problems:
-            raise CheckpointError("backbone state dict does not fit the model: " + "; ".join(problems))
+            raise CheckpointError(f"the source checkpoint does not fit {type(self).__name__}: " + "; ".join(problems))
         self.load_state_dict(got, strict=False)
 
     def last_blocks(self, scope: str = "block") -> list[int]:
@@ -75,6 +80,10 @@ class Backbone(nn.Module):
         if scope == "stage":
             return self.stages()[-1]
         raise ValueError(f"reinit scope must be 'block' or 'stage', got {scope!r}")
+
+
+def few(keys: list[str], n: int = 4) -> str:
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
 def register_backbone(factory: Callable[[int], Backbone]) -> Callable[[int], Backbone]:

@@ -18,7 +18,7 @@ DEFAULT_WEIGHT_DECAY = 5e-4
 # The run hash keeps the names and fields of the first store format, so every stored digest stays valid:
 # renamed fields are hashed under their old name, and fields added since are left out while at their default.
 HASHED_AS = {"images_per_class": "shots"}
-ADDED_SINCE = {"backbone": "resnet26"}
+ADDED_SINCE = {"backbone": "resnet26", "input_size": None, "curve_val_images": None}
 
 
 def upgrade(d: dict) -> dict:
@@ -76,6 +76,11 @@ class RunConfig:
     gamma: float = setting(0.1, "lr factor at each milestone")
     crop: int = setting(64, "training crop in px; evaluation sees the whole image (paper: 64 px crops of 72 px); "
                         "smaller crops train on scaled-down images")
+    input_size: int | None = setting(None, "side in px the training crop is resized to on the device, whole images "
+                                     "at evaluation by the same factor (none: as loaded; ImageNet sources: 224)")
+    curve_val_images: int | None = setting(None, "validate the epochs before the last on a fixed sample of this "
+                                           "many val images, for the curves (none: the whole val split); the "
+                                           "last epoch always sees the whole split")
     eval_every: int = setting(1, "validate every n epochs and after the last (paper: every epoch)")
     momentum: float = setting(0.9, "SGD momentum (paper: 0.9)")
     weight_decay: float | None = setting(None, "SGD weight decay (SpotTune: 5e-4, 0 on cifar100)")
@@ -103,8 +108,14 @@ class RunConfig:
         if self.crop not in range(16, 65, 8) or self.eval_every < 1:
             raise ConfigError(f"crop must be a multiple of 8 in [16, 64] px and eval_every positive (got {self.crop}, "
                               f"{self.eval_every})")
+        if self.input_size is not None and not 16 <= self.input_size <= 512:
+            raise ConfigError(f"input_size must lie in [16, 512] px, or be none to keep the images' size "
+                              f"(got {self.input_size})")
         if not 0.0 <= self.eta <= 1.0:
             raise ConfigError(f"eta must lie in [0, 1], got {self.eta}")
+        if self.curve_val_images is not None and self.curve_val_images < 1:
+            raise ConfigError(f"curve_val_images must be positive, or none for the whole val split "
+                              f"(got {self.curve_val_images})")
         if self.images_per_class is not None and self.images_per_class < 1:
             raise ConfigError(f"images_per_class must be positive, got {self.images_per_class}")
 

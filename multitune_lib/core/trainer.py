@@ -45,12 +45,13 @@ class Trainer:
         self.cfg = cfg = cfg.resolved()
         self.method = METHODS.get(cfg.method)
         self.device = device = env.pick_device(device)
-        self.norm = Normalise(*normalisation(cfg.dataset, train), device)
         self.train, self.val = train.to(device).for_crop(cfg.crop), val.to(device).for_crop(cfg.crop)
         self.augment = RandomCropFlip(cfg.crop)
         torch.manual_seed(cfg.seed)
         built, self.reg = build(cfg, self.backbone_factory(source_state), train.num_classes, device)
         self.model = built.model
+        self.norm, self.norm_eval = self.normalisers(train)
+        self.curve_val = self.sample(self.val, cfg.curve_val_images)
         self.step_model = torch.compile(self.model) if compile else self.model
         self.opt = torch.optim.SGD(built.groups, lr=cfg.lr, momentum=cfg.momentum, fused=device.type == "cuda")
         self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, list(cfg.milestones), cfg.gamma)
@@ -62,10 +63,29 @@ class Trainer:
         """Fresh backbones for the method's builder, each with the source weights when there are any."""
         def make():
             net = create_backbone(self.cfg.backbone, self.train.num_classes)
+            self.mean_std = net.MEAN_STD
             if state is not None:
                 net.load_source(state)
             return net
         return make
+
+    def normalisers(self, train: Split) -> tuple[Normalise, Normalise]:
+        """Train and eval normalisation: the statistics the source weights were trained with where the backbone
+        names them (ImageNet sources), else the dataset's; resized to `input_size` for a training crop, and by the
+        same factor for whole images."""
+        cfg, side = self.cfg, self.val.images.shape[-1]
+        stats = self.mean_std or normalisation(cfg.dataset, train)
+        eval_size = cfg.input_size and round(side * cfg.input_size / cfg.crop)
+        return Normalise(*stats, self.device, cfg.input_size), Normalise(*stats, self.device, eval_size)
+
+    @staticmethod
+    def sample(split: Split, n: int | None) -> Split:
+        """A fixed random sample of `n` images of `split` (the same for every method and seed), or all of it."""
+        if n is None or n >= len(split):
+            return split
+        keep = torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:n].sort().values
+        keep = keep.to(split.labels.device)
+        return Split(split.images[keep], split.labels[keep], split.num_classes, [split.files[i] for i in keep.tolist()])
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext()
@@ -101,7 +121,7 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
         for i in range(0, len(split), EVAL_BATCH):
             with self.autocast():
-                out = self.step_model(self.norm(split.images[i:i + EVAL_BATCH]))
+                out = self.step_model(self.norm_eval(split.images[i:i + EVAL_BATCH]))
             correct += (out.argmax(1) == split.labels[i:i + EVAL_BATCH]).sum()
         return correct.item() / max(len(split), 1)
 
@@ -113,10 +133,13 @@ class Trainer:
         t0 = time.perf_counter()
         train_loss, penalty = self.train_epoch()
         train_seconds = time.perf_counter() - t0
-        validate = epoch == self.cfg.epochs or epoch % self.cfg.eval_every == 0
-        acc = self.evaluate() if validate else None
+        last = epoch == self.cfg.epochs
+        split = self.val if last else self.curve_val
+        validate = last or epoch % self.cfg.eval_every == 0
+        acc = self.evaluate(split) if validate else None
         row = {"epoch": epoch, "train_loss": train_loss, "penalty": penalty, "val_acc": acc,
-               "train_seconds": train_seconds, "seconds": time.perf_counter() - t0, **lrs}
+               "val_images": len(split) if validate else None, "train_seconds": train_seconds,
+               "seconds": time.perf_counter() - t0, **lrs}
         if validate and self.method.metrics is not None:
             row.update(self.method.metrics(self.model))
         self.history.append(row)
@@ -143,7 +166,9 @@ class Trainer:
 
     def summary(self) -> dict:
         """The run's metrics: best and final validation accuracy, time, throughput, sizes and precision."""
-        accs = [-1.0 if h["val_acc"] is None else h["val_acc"] for h in self.history]  # -1: not evaluated
+        whole = len(self.val)  # the best epoch among those validated on the whole split (older rows: all were)
+        accs = [-1.0 if h["val_acc"] is None or h.get("val_images", whole) != whole else h["val_acc"]
+                for h in self.history]  # -1: not evaluated (on the whole split)
         n = len(self.train)
         return {"best_val_acc": max(accs), "final_val_acc": accs[-1], "best_epoch": accs.index(max(accs)) + 1,
                 "train_minutes": sum(h["seconds"] for h in self.history) / 60,

@@ -3,19 +3,24 @@ so augmentation runs on the GPU with the model."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .images import CROP
 
 
 class Normalise:
-    """uint8 batches -> (x / 255 - mean) / std as float, channels_last, on the batch's device."""
+    """uint8 batches -> (x / 255 - mean) / std as float, channels_last, on the batch's device; resized bilinearly
+    to `size` x `size` px where a size is given (antialiased when shrinking)."""
 
-    def __init__(self, mean, std, device):
+    def __init__(self, mean, std, device, size: int | None = None):
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
+        self.size = size
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = (x.float() - self.mean) / self.std
+        if self.size is not None and tuple(x.shape[-2:]) != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
         return x.contiguous(memory_format=torch.channels_last)
 
 

@@ -24,15 +24,16 @@ def freeze_all_but_norms(module: nn.Module) -> nn.Module:
 
 class SpotTune(nn.Module):
     """The backbone with its blocks fine-tuned, frozen copies of them, a new head, and a policy network that reads
-    the image: a small ResNet (one block per stage, as SpotTune's) whose 2 x blocks outputs are read as per-block
-    logits for (frozen, fine-tuned)."""
+    the image: a small ResNet (one block per stage, as SpotTune's, narrowed by the backbone's POLICY_WIDTH so that
+    it costs a similar share beside a lighter network) whose 2 x blocks outputs are read as per-block logits for
+    (frozen, fine-tuned). The policy trains from random initialisation, as in SpotTune."""
 
     def __init__(self, backbone: Backbone, num_classes: int, temperature: float = 5.0, sample_eval: bool = False):
         super().__init__()
         self.backbone = backbone
         self.frozen = freeze_all_but_norms(copy.deepcopy(backbone.blocks))
         backbone.reset_head(num_classes)
-        self.policy = ResNet26(2 * len(backbone.blocks), blocks_per_stage=1)
+        self.policy = ResNet26(2 * len(backbone.blocks), blocks_per_stage=1, width=backbone.POLICY_WIDTH)
         self.temperature = temperature
         self.sample_eval = sample_eval
         self.register_buffer("usage", torch.zeros(len(backbone.blocks)))  # fine-tuned-path count per block

@@ -1,4 +1,5 @@
-"""Backbone checkpoints: the official Decathlon/SpotTune `resnet26_pretrained.t7` and the project's own format."""
+"""Backbone checkpoints: the official Decathlon/SpotTune `resnet26_pretrained.t7`, the project's own format, and plain
+state dicts (the EfficientNet-Lite0 ImageNet weights)."""
 from __future__ import annotations
 
 import json
@@ -115,16 +116,26 @@ def save_source(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], me
     torch_save({"format": SOURCE_FORMAT, "state_dict": sd, "meta": meta}, path)
 
 
+def is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
 def load_source(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
-    """(fp32 backbone state dict without `fc.*`, meta) from a project checkpoint or the official .t7."""
+    """(fp32 backbone state dict, meta) from a project checkpoint (without `fc.*`), a plain state dict (the
+    backbone maps its names) or the official .t7."""
     path = _existing(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # the official .t7 pickles whole modules, which weights_only refuses
         return load_official_t7(path), {"origin": "official-t7", "path": str(path)}
+    if is_state_dict(ckpt):  # a plain state dict, such as the efficientnet_lite0 ImageNet weights
+        return {k: v.float() if v.is_floating_point() else v for k, v in ckpt.items()}, \
+            {"origin": "state-dict", "path": str(path)}
     if not isinstance(ckpt, dict) or ckpt.get("format") != SOURCE_FORMAT:
         raise CheckpointError(
-            f"{path} is neither a {SOURCE_FORMAT} checkpoint (written by save_source) nor the official {OFFICIAL_NAME}"
+            f"{path} is neither a {SOURCE_FORMAT} checkpoint (written by save_source), a plain state dict, nor the "
+            f"official {OFFICIAL_NAME}"
         )
     # Every method attaches its own head, so a stored fc is never wanted.
     sd = {k: v.float() if v.is_floating_point() else v

@@ -7,17 +7,27 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from scipy import stats
 
 from .. import paths
 from ..core.method import compared_methods
+from ..core.registry import METHODS
 from ..store import files
+from ..store.results import ResultsStore
 from . import profiles
-from .study import Study
+from .study import Study, label
 
 
-def palette() -> dict[str, str]:
-    """Label -> colour of the methods Table 3 and Fig. 2 compare, in registration order (legends follow it)."""
-    return {m.label: m.colour for m in compared_methods()}
+def palette(methods: list[str] | None = None) -> dict[str, str]:
+    """Label -> colour of `methods` (default: those Fig. 2 compares), in registration order (legends follow it)."""
+    chosen = [m for m in METHODS.items.values() if m.name in methods] if methods else compared_methods()
+    return {m.label: m.colour for m in chosen}
+
+
+def ci95(values: pd.Series) -> float:
+    """Half-width of the 95% t-interval of the mean (NaN for fewer than two values)."""
+    n = values.count()
+    return float(stats.t.ppf(0.975, n - 1) * values.std() / math.sqrt(n)) if n > 1 else math.nan
 
 
 def paper_table3() -> pd.DataFrame:
@@ -48,11 +58,12 @@ def table3(study: Study) -> pd.DataFrame:
     and images per class, averaged over seeds (with their standard deviation), with the paper's numbers and our
     difference from them."""
     runs = study.runs()
-    runs = runs[runs["method"].isin([m.name for m in compared_methods()]) & runs["main"]]
+    runs = runs[runs["method"].isin(study.methods) & runs["main"]]
     ours = (runs.assign(acc=runs["final_val_acc"] * 100, best=runs["best_val_acc"] * 100)
                 .groupby(["dataset", "dataset_label", "images_per_class", "method_label"], as_index=False,
                          dropna=False)
                 .agg(ours_val_acc_pct=("acc", "mean"), ours_val_acc_sd_pct=("acc", "std"),
+                     ours_ci95_pct=("acc", ci95),
                      ours_best_val_acc_pct=("best", "mean"),
                      ours_minutes=("train_minutes", "mean"), seeds=("seed", "nunique"), epochs=("epochs", "max"),
                      device=("env.device_name", _names), precision=("precision", _names)))
@@ -68,6 +79,28 @@ def table3(study: Study) -> pd.DataFrame:
     return t.rename(columns={"method_label": "method", "dataset_label": "data"})
 
 
+def verdict(study: Study, better: str = "multitune", than: str = "spottune") -> pd.DataFrame:
+    """Per dataset and row: `better` minus `than` in final validation accuracy (points), paired by seed (the same
+    seed draws the same few-shot images), its 95% t-interval, and whether the interval lies above or below 0."""
+    runs = study.runs()
+    runs = runs[runs["main"] & runs["method"].isin([better, than])]
+    keys = ["dataset", "dataset_label", "images_per_class", "seed"]
+    wide = runs.pivot_table(index=keys, columns="method", values="final_val_acc", dropna=False)
+    if wide.empty or not {better, than} <= set(wide.columns):
+        return pd.DataFrame(columns=["data", "images_per_class", "seeds", "diff_pct", "ci95_pct", "verdict"])
+    d = ((wide[better] - wide[than]) * 100).dropna().rename("diff").reset_index()
+    out = d.groupby(keys[:3], as_index=False, dropna=False).agg(seeds=("diff", "count"), diff_pct=("diff", "mean"),
+                                                                ci95_pct=("diff", ci95))
+    lo, hi = out["diff_pct"] - out["ci95_pct"], out["diff_pct"] + out["ci95_pct"]
+    names = label(better), label(than)
+    out["verdict"] = ["one seed: no interval" if n < 2 else f"{names[0]} better" if a > 0
+                      else f"{names[1]} better" if b < 0 else "within the interval"
+                      for n, a, b in zip(out["seeds"], lo, hi)]
+    out = out.sort_values(["dataset", "images_per_class"], key=lambda c: c.map(row_key) if c.name != "dataset"
+                          else c).reset_index(drop=True)
+    return out.drop(columns="dataset").rename(columns={"dataset_label": "data"})
+
+
 def markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
     def cell(v):
         if isinstance(v, float):
@@ -78,17 +111,24 @@ def markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table3(t: pd.DataFrame, folder: Path, profile: profiles.Profile) -> None:
-    cols = ["data", "images_per_class", "method", "ours_val_acc_pct", "ours_val_acc_sd_pct", "paper_val_acc_pct",
-            "diff_pct", "ours_best_val_acc_pct", "ours_minutes", "paper_minutes", "seeds", "epochs", "device",
-            "precision"]
+def write_table3(t: pd.DataFrame, folder: Path, profile: profiles.Profile, v: pd.DataFrame | None = None) -> None:
+    """table3.csv and table3.md; with `v` (from `verdict`) also verdict.csv and its section in table3.md."""
+    cols = ["data", "images_per_class", "method", "ours_val_acc_pct", "ours_val_acc_sd_pct", "ours_ci95_pct",
+            "paper_val_acc_pct", "diff_pct", "ours_best_val_acc_pct", "ours_minutes", "paper_minutes", "seeds",
+            "epochs", "device", "precision"]
     t = shown(t)
     files.write_text(folder / "table3.csv", t.to_csv(index=False))
     head = (f"# Table 3 ({profile.name} profile)\n\n{profile.about}\n\nOurs: validation accuracy (%) at the final "
-            "epoch, mean over seeds and its standard deviation (blank for one seed); best epoch beside it; total "
-            "training minutes (train + per-epoch validation) on our device. paper_*: the paper's Table 3 (GTX 1060), "
-            "not ours.\n\n")
-    files.write_text(folder / "table3.md", head + markdown(t[cols]))
+            "epoch, mean over seeds, its standard deviation and the half-width of its 95% t-interval (blank for one "
+            "seed); best epoch beside it; total training minutes (train + validation) on our device. paper_*: the "
+            "paper's Table 3 (GTX 1060), not ours.\n\n")
+    text = head + markdown(t[cols])
+    if v is not None:
+        files.write_text(folder / "verdict.csv", shown(v).to_csv(index=False))
+        text += ("\n## Does MultiTune beat SpotTune?\n\nMultiTune minus SpotTune in final validation accuracy "
+                 "(points), paired by seed (a seed draws the same few-shot images for both), with the half-width of "
+                 "its 95% t-interval; a row counts only where the interval excludes 0.\n\n" + markdown(shown(v)))
+    files.write_text(folder / "table3.md", text)
 
 
 def fig2(study: Study):
@@ -107,20 +147,21 @@ def fig2(study: Study):
         for j, smaller in enumerate((False, True)):
             ax = axes.flat[2 * i + j]
             ax.set_title(f"({'abcd'[2 * i + j]}) {'smaller ' if smaller else ''}{study.profile.label(dataset)}")
-            panel(ax, h[(h["dataset"] == dataset) & (h["full_row"] != smaller)], study.profile, smaller, evals)
+            absent = not (smaller or study.profile.has_row(dataset, study.profile.full_row))
+            panel(ax, h[(h["dataset"] == dataset) & (h["full_row"] != smaller)], study.profile, smaller, evals, absent)
     what = "images per class" if evals == 1 else "epoch"
     fig.suptitle(f"Fig. 2 ({study.profile.name} profile): validation accuracy against {what}")
     fig.tight_layout()
     return fig
 
 
-def panel(ax, d: pd.DataFrame, profile: profiles.Profile, smaller: bool, evals: int) -> None:
-    """One panel of Fig. 2: `evals` is the most validations any run made (1: against images per class)."""
+def panel(ax, d: pd.DataFrame, profile: profiles.Profile, smaller: bool, evals: int, absent: bool = False) -> None:
+    """One panel of Fig. 2: `evals` is the most validations any run made (1: against images per class); `absent`:
+    the profile has no such rows."""
     final_only = evals == 1
     if not final_only:
         ax.set_xlim(0, profile.epochs + 0.5)  # room for a marker on the last epoch
     if d.empty:
-        absent = not (smaller or profile.has_full_rows)
         ax.text(0.5, 0.5, "no whole-dataset rows in this profile" if absent else "no runs yet", ha="center",
                 transform=ax.transAxes)
         if final_only:  # its own categorical axis would show 0..1 ticks
@@ -147,3 +188,52 @@ def save_fig(fig, folder: Path) -> None:
     for ext, metadata in (("png", {}), ("pdf", {"CreationDate": None})):
         with files.atomic_path(folder / f"fig2.{ext}") as tmp:
             fig.savefig(tmp, format=ext, dpi=150, metadata=metadata)
+
+
+def learning_curves(results: Path) -> pd.DataFrame:
+    """Validation accuracy per epoch of every finished run in a store, beside the settings the runs differ in:
+    the probe that chose the CPU profile's input size and learning rate (results/lite0-curves)."""
+    store = ResultsStore(results)
+    runs = store.runs()
+    cols = ["digest", "method", "dataset", "images_per_class", "input_size", "lr", "epochs"]
+    if runs.empty:
+        return pd.DataFrame(columns=[*cols, "epoch", "val_acc", "seconds", "input"])
+    h = store.history().drop(columns=["epochs"], errors="ignore").merge(runs[cols], on="digest")
+    size = h["input_size"].astype("Int64").astype(object).where(h["input_size"].notna(), 64)
+    return h.assign(input=size.map(lambda s: f"{s} px"), val_acc_pct=h["val_acc"] * 100)
+
+
+def methods_table(t: pd.DataFrame) -> pd.DataFrame:
+    """Table 3 as one row per dataset and row, one column per method: 'mean ± 95% half-width' (%, over seeds)."""
+    cell = t.apply(lambda r: f"{r.ours_val_acc_pct:.1f} ± {r.ours_ci95_pct:.1f}" if pd.notna(r.ours_ci95_pct)
+                   else f"{r.ours_val_acc_pct:.1f}", axis=1)
+    order = [m.label for m in METHODS.items.values()]
+    wide = t.assign(cell=cell).pivot_table(index=["data", "images_per_class"], columns="method", values="cell",
+                                           aggfunc="first", dropna=False, sort=False)
+    wide = wide[[m for m in order if m in wide.columns]].reset_index().rename_axis(columns=None)
+    wide["row_order"] = wide["images_per_class"].map(row_key)
+    return shown(wide.sort_values(["data", "row_order"]).drop(columns="row_order").reset_index(drop=True))
+
+
+def write_methods(t: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """methods.md and methods.csv: `methods_table` of Table 3, as the README's results show it."""
+    wide = methods_table(t)
+    files.write_text(folder / "methods.csv", wide.to_csv(index=False))
+    files.write_text(folder / "methods.md", markdown(wide))
+    return wide
+
+
+def block_usage(study: Study) -> pd.DataFrame:
+    """SpotTune's share of images routed through the fine-tuned copy of each block at the last validation, per
+    dataset and row, averaged over seeds: where fine-tuning was chosen over the source's block."""
+    h = study.history()
+    h = h[(h["method"] == "spottune") & h["main"]].dropna(subset=["val_acc"])
+    usage = [c for c in h.columns if c.startswith("usage.")]
+    if h.empty or not usage:
+        return pd.DataFrame(columns=["data", "images_per_class", "block", "fine_tuned_share"])
+    last = h[h["epoch"] == h.groupby("digest")["epoch"].transform("max")]
+    long = last.melt(id_vars=["dataset_label", "images_per_class"], value_vars=usage, var_name="block",
+                     value_name="fine_tuned_share").dropna(subset=["fine_tuned_share"])
+    long["block"] = long["block"].str.removeprefix("usage.").astype(int) + 1
+    return (long.groupby(["dataset_label", "images_per_class", "block"], dropna=False, as_index=False)
+            ["fine_tuned_share"].mean().rename(columns={"dataset_label": "data"}))

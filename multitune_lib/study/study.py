@@ -14,6 +14,7 @@ import pandas as pd
 
 from .. import paths
 from ..core.config import RunConfig
+from ..core.method import compared_methods
 from ..core.fit import fit
 from ..core.registry import METHODS
 from ..errors import ConfigError
@@ -36,7 +37,7 @@ class Study:
                  seeds=None, results=None):
         self.profile = profiles.get(profile)
         self.data_root = Path(data_root) if data_root else paths.default_data_root()
-        self.source = Path(source) if source else self.profile.source
+        self.source = Path(source) if source else self.profile.source_path()
         self.device = device
         self.seeds = self.profile.seeds if seeds is None else tuple([seeds] if isinstance(seeds, int) else seeds)
         if not self.seeds or not all(isinstance(s, int) for s in self.seeds):
@@ -48,10 +49,12 @@ class Study:
                **settings) -> RunConfig:
         """The profile's setting for one row and seed; `settings` depart from it (a sweep)."""
         p = self.profile
+        settings = {**p.settings.get(method, {}), **settings}
         settings.setdefault("milestones", p.milestones(METHODS.get(method).defaults["milestones"]))
         settings.setdefault("eval_every", p.eval_every)
-        return RunConfig(method=method, dataset=dataset, images_per_class=images_per_class,
-                         classes=p.classes(dataset), seed=seed, epochs=p.epochs, **settings)
+        settings.setdefault("curve_val_images", p.curve_val_images)
+        return RunConfig(method=method, dataset=dataset, images_per_class=images_per_class, backbone=p.backbone,
+                         input_size=p.input_size, classes=p.classes(dataset), seed=seed, epochs=p.epochs, **settings)
 
     def run(self, method: str, dataset: str, images_per_class: int | None, seed: int = 0, **settings) -> dict:
         """Train one row of the study (or read it from the store); `images_per_class=None` is the whole split."""
@@ -64,14 +67,35 @@ class Study:
                    results=self.results, source=self.source, device=self.device, tags={"profile": p.name})
 
     def run_all(self, methods, rows, datasets=None) -> pd.DataFrame:
-        """Every method x dataset x row (images per class) x seed."""
-        done = [self.run(m, d, n, seed) for d in datasets or self.profile.datasets for n in rows
-                for m in methods for seed in self.seeds]
+        """Every seed x dataset x row (images per class) x method, seed by seed, so that an unfinished study
+        already holds whole comparisons."""
+        done = [self.run(m, d, n, seed) for seed in self.seeds for d in datasets or self.profile.datasets
+                for n in rows if self.profile.has_row(d, n) for m in methods]
         keys = ["method", "dataset", "images_per_class", "seed"]
         if not done:
             return pd.DataFrame(columns=[*keys, "method_label"])
         df = pd.DataFrame([{k: r["config"][k] for k in keys} | r["metrics"] for r in done])
         return df.astype({"images_per_class": "Int64"}).assign(method_label=df["method"].map(label))
+
+    def planned(self, rows=None, datasets=None) -> pd.DataFrame:
+        """The runs `run_all(self.methods, rows, datasets)` would make, each with its digest and whether the store
+        holds it finished already."""
+        p = self.profile
+        out = []
+        for d in datasets or p.datasets:
+            for n in p.rows() if rows is None else rows:
+                for m in self.methods if p.has_row(d, n) else []:
+                    sha = self.source_sha256 if METHODS.get(m).from_source else None
+                    for seed in self.seeds:
+                        cfg = self.config(m, d, n, seed, source_sha256=sha).resolved()
+                        out.append({"method": m, "dataset": d, "images_per_class": n, "seed": seed, "config": cfg,
+                                    "digest": cfg.digest(), "done": self.store.finished(cfg.digest()) is not None})
+        return pd.DataFrame(out, columns=["method", "dataset", "images_per_class", "seed", "config", "digest", "done"])
+
+    @property
+    def methods(self) -> list[str]:
+        """What the profile trains and Table 3 shows: its own list, else the compared methods (SpotTune, MultiTune)."""
+        return list(self.profile.methods or [m.name for m in compared_methods()])
 
     @cached_property
     def source_sha256(self) -> str | None:

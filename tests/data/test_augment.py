@@ -35,3 +35,11 @@ def test_normalise_scales_and_returns_channels_last_float():
     y = data.Normalise(mean, std, "cpu")(x)
     assert y.dtype == torch.float32 and y.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(y[0, :, 0, 0], torch.tensor([1.0, -1.0, 0.2]))
+
+
+def test_normalise_resizes_on_the_device_when_asked():
+    x = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    y = data.Normalise([0.5] * 3, [0.5] * 3, "cpu", size=128)(x)
+    assert y.shape == (2, 3, 128, 128) and y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y.mean(), data.Normalise([0.5] * 3, [0.5] * 3, "cpu")(x).mean(), atol=1e-2, rtol=0)
+    assert data.Normalise([0.5] * 3, [0.5] * 3, "cpu", size=64)(x).shape == (2, 3, 64, 64)

@@ -237,10 +237,13 @@ def test_load_source_reads_official_t7(tmp_path):
     assert list(state) == list(official) and all(torch.equal(v, official[k]) for k, v in state.items())
 
 
-def test_load_source_rejects_other_torch_files(tmp_path):
+def test_load_source_reads_plain_state_dicts_and_rejects_other_torch_files(tmp_path):
     path = tmp_path / "plain.pt"
-    torch.save(_backbone_state(), path)
-    with pytest.raises(CheckpointError, match="neither a multitune-source/1 checkpoint"):
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in _backbone_state().items()}, path)
+    state, meta = load_source(path)  # the backbone maps the names (efficientnet_lite0's ImageNet weights)
+    assert meta["origin"] == "state-dict" and state["conv1.weight"].dtype == torch.float32
+    torch.save({"epoch": 3, "weights": [1, 2]}, path)
+    with pytest.raises(CheckpointError, match="neither a multitune-source/1 checkpoint.*a plain state dict"):
         load_source(path)
 
 

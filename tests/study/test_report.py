@@ -88,3 +88,23 @@ def test_table3_beside_the_paper():
 def test_markdown():
     df = pd.DataFrame({"a": ["x", "y"], "b": [1.234, float("nan")], "c": [3, 4]})
     assert report.markdown(df) == "| a | b | c |\n|---|---|---|\n| x | 1.23 | 3 |\n| y |  | 4 |\n"
+
+
+def test_verdict_pairs_seeds_and_needs_the_interval_to_exclude_zero(tmp_path, finish):
+    study = Study("smoke", results=tmp_path)
+    for seed, (mt, st) in enumerate([(0.60, 0.50), (0.62, 0.51), (0.61, 0.52)]):  # MultiTune ahead on every seed
+        finish(study, study.config("multitune", "aircraft", 4, seed), mt)
+        finish(study, study.config("spottune", "aircraft", 4, seed), st)
+    for seed, (mt, st) in enumerate([(0.40, 0.50), (0.55, 0.45), (0.50, 0.50)]):  # no clear winner
+        finish(study, study.config("multitune", "aircraft", 2, seed), mt)
+        finish(study, study.config("spottune", "aircraft", 2, seed), st)
+    v = report.verdict(study).set_index("images_per_class")
+    assert v.loc[4, "verdict"] == "MultiTune better" and v.loc[4, "diff_pct"] == pytest.approx(10.0)
+    assert v.loc[4, "ci95_pct"] == pytest.approx(4.303 * 1.0 / 3 ** 0.5, rel=1e-3)  # t(0.975, 2) x sd / sqrt(3)
+    assert v.loc[2, "verdict"] == "within the interval" and list(v.index) == [4, 2]
+    t = report.table3(study).set_index(["images_per_class", "method"])
+    assert t.loc[(4, "MultiTune"), "ours_ci95_pct"] == pytest.approx(4.303 * 1.0 / 3 ** 0.5, rel=1e-3)
+    report.write_table3(report.table3(study), tmp_path / "f", study.profile, report.verdict(study))
+    assert "Does MultiTune beat SpotTune?" in (tmp_path / "f" / "table3.md").read_text()
+    assert "MultiTune better" in (tmp_path / "f" / "verdict.csv").read_text()
+    assert report.verdict(Study("smoke", results=tmp_path / "empty")).empty

@@ -34,16 +34,7 @@ def test_study_seeds():
         Study("smoke", results="unused", seeds="0 1")
 
 
-def finish(study: Study, cfg: RunConfig, acc: float = 0.5) -> str:
-    """A finished run in the study's store, without training."""
-    row = {"digest": cfg.digest(), "config": cfg.resolved().to_dict(), "source": None, "tags": {},
-           "metrics": {"final_val_acc": acc, "best_val_acc": acc, "train_minutes": 1.0, "precision": "float32"},
-           "env": {"device_name": "test"}, "finished_at": "2026-01-01T00:00:00+00:00"}
-    study.store.finish(row, [{"epoch": 1, "train_loss": 1.0, "val_acc": acc}])
-    return cfg.digest()
-
-
-def test_an_eta_sweep_point_equal_to_the_main_setting_is_the_main_run(tmp_path):
+def test_an_eta_sweep_point_equal_to_the_main_setting_is_the_main_run(tmp_path, finish):
     study = Study("smoke", results=tmp_path)
     main = study.config("multitune", "aircraft", 4, 0)
     half = study.config("multitune", "aircraft", 4, 0, eta=0.5)
@@ -66,7 +57,7 @@ def test_an_eta_sweep_point_equal_to_the_main_setting_is_the_main_run(tmp_path):
     assert len(h) == 4 and h.groupby("digest")["main"].first().to_dict() == runs["main"].to_dict()
 
 
-def test_runs_elsewhere_are_not_main(tmp_path):
+def test_runs_elsewhere_are_not_main(tmp_path, finish):
     study = Study("smoke", results=tmp_path)
     finish(study, RunConfig("multitune", "toy", images_per_class=4, epochs=2))  # not one of the profile's datasets
     finish(study, study.config("multitune", "aircraft", 4, 0, source_sha256="ab" * 32))  # another source
@@ -95,3 +86,33 @@ def test_a_profile_that_needs_a_source_refuses_to_run_without_one(tmp_path):
         study.run("spottune", "aircraft", 5)
     empty = Study("smoke", results=tmp_path / "s").run_all(["spottune"], [])
     assert empty.empty and {"method", "dataset", "images_per_class", "seed", "method_label"} <= set(empty.columns)
+
+
+def test_a_profile_names_its_backbone_input_size_methods_and_settings(tmp_path, monkeypatch, finish):
+    p = profiles.Profile("lite", {"aircraft": None, "cifar100": None}, full_row=None, few_shot_rows=(5,), epochs=3,
+                         has_full_rows=("aircraft",), backbone="efficientnet_lite0", input_size=96,
+                         methods=("finetune", "spottune"), settings={"finetune": {"lr": 0.02}})
+    monkeypatch.setitem(profiles.PROFILES, "lite", p)
+    study = Study("lite", results=tmp_path)
+    cfg = study.config("finetune", "aircraft", 5)
+    assert (cfg.backbone, cfg.input_size, cfg.lr) == ("efficientnet_lite0", 96, 0.02)
+    assert study.config("finetune", "aircraft", 5, lr=0.3).lr == 0.3 and study.config("spottune", "aircraft", 5).lr is None
+    assert study.methods == ["finetune", "spottune"]
+    plan = study.planned()
+    assert sorted(set(zip(plan["dataset"], plan["images_per_class"].fillna(0)))) == [("aircraft", 0), ("aircraft", 5),
+                                                                                     ("cifar100", 5)]
+    assert len(plan) == 6 and not plan["done"].any()
+    finish(study, plan["config"][0])
+    assert study.planned()["done"].tolist().count(True) == 1
+
+
+def test_the_imagenet_profiles(monkeypatch):
+    cpu, gpu = profiles.get("imagenet-cpu"), profiles.get("imagenet")
+    assert cpu.backbone == gpu.backbone == "efficientnet_lite0" and len(cpu.seeds) >= 3
+    assert set(cpu.methods) == {"finetune", "l2sp", "feature", "spottune", "multitune"}
+    assert cpu.few_shot_rows == (20, 15, 10, 5) and set(cpu.datasets) == {"aircraft", "cifar100"}
+    assert cpu.classes("cifar100") is None  # all 100 classes: the ImageNet source never saw CIFAR
+    assert cpu.source_path().name == "efficientnet-lite0-57934424.pth"
+    assert cpu.has_row("aircraft", None) and gpu.has_row("cifar100", None) and gpu.epochs == 110
+    monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: False)
+    assert profiles.get("auto").name == "imagenet-cpu"

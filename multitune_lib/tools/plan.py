@@ -1,0 +1,60 @@
+"""`plan`: a profile's runs, their image passes and the minutes they would take at the speed measured here, before
+anything trains. Speeds come from a few steps of each method's own training step and evaluation (`bench.ours`) at
+the profile's backbone, input size and batch size; runs the store holds finished cost nothing."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import data, env
+from ..core.config import RunConfig
+from ..study import Study
+from . import bench
+
+
+def images(study: Study, dataset: str, split: str, images_per_class: int | None, seed: int) -> int:
+    """How many images a run trains (its few-shot draw) or validates on, from the annotations."""
+    p = study.profile
+    ann = data.annotations(study.data_root, dataset, split)
+    return len(data.select(ann, images_per_class, p.classes(dataset), seed))
+
+
+def speeds(study: Study, device, steps: int, precision: str, batch: int) -> dict[str, tuple[float, float]]:
+    """method -> (train, evaluation) images/s on `device` at the profile's settings."""
+    p = study.profile
+    return {m: bench.ours(m, device, batch, steps, precision, False, p.backbone, p.input_size) for m in study.methods}
+
+
+def plan(study: Study, device=None, steps: int = 3, precision: str = "auto", batch: int | None = None) -> pd.DataFrame:
+    """One row per run: images, epochs, validations, image passes and estimated minutes (0 where finished); speeds
+    measured at `batch` (default: the config's batch size)."""
+    device = env.pick_device(device)
+    runs = study.planned()
+    counts = [(images(study, r.dataset, "train", r.images_per_class, r.seed), images(study, r.dataset, "val", None, 0))
+              for r in runs.itertuples()]  # first, so that missing data fails before the timing
+    speed = speeds(study, device, steps, precision, batch or RunConfig.default("batch_size"))
+    rows = []
+    for r, (train, val) in zip(runs.itertuples(), counts):
+        cfg: RunConfig = r.config
+        evals = cfg.epochs // cfg.eval_every + (cfg.epochs % cfg.eval_every != 0)
+        validated = (evals - 1) * min(cfg.curve_val_images or val, val) + val  # the last sees the whole split
+        tps, eps = speed[r.method]
+        minutes = (cfg.epochs * train / tps + validated / eps) / 60
+        rows.append({"method": r.method, "dataset": r.dataset, "images_per_class": r.images_per_class,
+                     "seed": r.seed, "train_images": train, "epochs": cfg.epochs, "validations": evals,
+                     "image_passes": cfg.epochs * train + validated, "minutes": minutes, "done": r.done,
+                     "minutes_left": 0.0 if r.done else minutes})
+    return pd.DataFrame(rows).astype({"images_per_class": "Int64"})
+
+
+def main(profile: str, device=None, steps: int = 3, precision: str = "auto", **study_args) -> pd.DataFrame:
+    study = Study(profile, device=device or "auto", **study_args)
+    df = plan(study, device, steps, precision)
+    p = study.profile
+    print(f"plan of the {p.name} profile on {env.device_name(env.pick_device(device))}: {p.backbone}, input "
+          f"{bench.size(p.input_size)}, {p.epochs} epochs, validated every {p.eval_every}, seeds {list(study.seeds)}")
+    by = df.groupby(["dataset", "images_per_class", "method"], dropna=False, sort=False)
+    print(by.agg(runs=("seed", "size"), done=("done", "sum"), train_images=("train_images", "first"),
+                 image_passes=("image_passes", "sum"), minutes=("minutes", "sum")).round(1).to_string())
+    print(f"total: {len(df)} runs, {int(df['done'].sum())} finished; {df['image_passes'].sum():,} image passes; "
+          f"{df['minutes'].sum() / 60:.1f} hours in all, {df['minutes_left'].sum() / 60:.1f} hours left")
+    return df
