@@ -58,6 +58,7 @@ class Trainer:
         self.gen = torch.Generator(device).manual_seed(cfg.seed)
         self.dtype = precision_for(device, precision)
         self.history: list[dict] = []
+        self.env = env.environment(device)  # read at the start: the code that trains is the commit checked out now
 
     def backbone_factory(self, state: dict | None):
         """Fresh backbones for the method's builder, each with the source weights when there are any."""
@@ -180,5 +181,5 @@ class Trainer:
 def result_row(trainer: Trainer, digest: str, source, tags: dict | None) -> dict:
     """What the results store keeps of a finished run: config, metrics, environment, source and tags."""
     return {"digest": digest, "config": trainer.cfg.to_dict(), "metrics": trainer.summary(),
-            "env": env.environment(trainer.device), "source": str(source) if source is not None else None,
+            "env": trainer.env, "source": str(source) if source is not None else None,
             "tags": tags or {}, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
