@@ -1,6 +1,7 @@
 """The environment a result came from: versions, device and git commit."""
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 
@@ -10,7 +11,10 @@ import torchvision
 from . import paths
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit() -> str:
+    """HEAD (with -dirty for uncommitted changes), read once per process: the code a process runs is what it
+    imported, whatever is checked out later."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.project_root(), capture_output=True,
                              text=True, timeout=10)
