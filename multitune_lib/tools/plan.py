@@ -1,6 +1,7 @@
 """`plan`: a profile's runs, their image passes and the minutes they would take at the speed measured here, before
-anything trains. Speeds come from a few steps of each method's own training step and evaluation (`bench.ours`) at
-the profile's backbone, input size and batch size; runs the store holds finished cost nothing."""
+anything trains. A method's speed is what its finished runs in the store measured, or else a few steps of its own
+training step and evaluation (`bench.ours`) at the profile's backbone, input size and batch size, timed now; runs
+the store holds finished cost nothing."""
 from __future__ import annotations
 
 import pandas as pd
@@ -18,10 +19,27 @@ def images(study: Study, dataset: str, split: str, images_per_class: int | None,
     return len(data.select(ann, images_per_class, p.classes(dataset), seed))
 
 
+def measured(study: Study) -> dict[str, tuple[float, float]]:
+    """method -> (train, evaluation) images/s over the finished main runs in the store: the real workload."""
+    runs = study.runs()
+    h = study.history()
+    if runs.empty or "val_images" not in h:
+        return {}
+    h = h[h["main"]].merge(runs[["digest", "train_images"]], on="digest")
+    out = {}
+    for method, g in h.groupby("method"):
+        val = g.dropna(subset=["val_images"])
+        out[method] = (g["train_images"].sum() / g["train_seconds"].sum(),
+                       val["val_images"].sum() / (val["seconds"] - val["train_seconds"]).sum())
+    return out
+
+
 def speeds(study: Study, device, steps: int, precision: str, batch: int) -> dict[str, tuple[float, float]]:
-    """method -> (train, evaluation) images/s on `device` at the profile's settings."""
-    p = study.profile
-    return {m: bench.ours(m, device, batch, steps, precision, False, p.backbone, p.input_size) for m in study.methods}
+    """method -> (train, evaluation) images/s: measured by the store's finished runs where it has some, else timed
+    now on `device` at the profile's settings (a busy machine times slow)."""
+    p, known = study.profile, measured(study)
+    return {m: known.get(m) or bench.ours(m, device, batch, steps, precision, False, p.backbone, p.input_size)
+            for m in study.methods}
 
 
 def plan(study: Study, device=None, steps: int = 3, precision: str = "auto", batch: int | None = None) -> pd.DataFrame:
@@ -50,7 +68,8 @@ def main(profile: str, device=None, steps: int = 3, precision: str = "auto", **s
     study = Study(profile, device=device or "auto", **study_args)
     df = plan(study, device, steps, precision)
     p = study.profile
-    print(f"plan of the {p.name} profile on {env.device_name(env.pick_device(device))}: {p.backbone}, input "
+    print(f"plan of the {p.name} profile on {env.device_name(env.pick_device(device))} (speeds: the store's "
+          f"finished runs where it has them, else timed now): {p.backbone}, input "
           f"{bench.size(p.input_size)}, {p.epochs} epochs, validated every {p.eval_every}, seeds {list(study.seeds)}")
     by = df.groupby(["dataset", "images_per_class", "method"], dropna=False, sort=False)
     print(by.agg(runs=("seed", "size"), done=("done", "sum"), train_images=("train_images", "first"),

@@ -108,3 +108,14 @@ def test_verdict_pairs_seeds_and_needs_the_interval_to_exclude_zero(tmp_path, fi
     assert "Does MultiTune beat SpotTune?" in (tmp_path / "f" / "table3.md").read_text()
     assert "MultiTune better" in (tmp_path / "f" / "verdict.csv").read_text()
     assert report.verdict(Study("smoke", results=tmp_path / "empty")).empty
+
+
+def test_the_readme_leads_with_the_committed_imagenet_cpu_tables():
+    """The README's imagenet-cpu tables are copied from what notebooks 04 and 05 wrote; this keeps them honest."""
+    readme = (paths.project_root() / "README.md").read_text()
+    assert readme.index("<!-- results:imagenet-cpu") < readme.index("<!-- results:offline-cpu")
+    block = readme.split("<!-- results:imagenet-cpu", 1)[1].split("<!-- end results -->", 1)[0]
+    figures = paths.project_root() / "figures" / "imagenet-cpu"
+    assert (figures / "methods.md").read_text() in block
+    verdict = (figures / "table3.md").read_text().split("## Does MultiTune beat SpotTune?", 1)[1]
+    assert verdict.split("\n\n", 2)[2] in block  # the verdict table itself

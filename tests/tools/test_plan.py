@@ -17,3 +17,16 @@ def test_plan_counts_images_and_minutes_and_skips_finished_runs(toy_root, tmp_pa
     assert df.loc[df["done"], "minutes_left"].eq(0).all() and (df["minutes_left"] > 0).sum() == 7
     assert cli.main(["plan", "--profile", "tiny", "--device", "cpu", "--steps", "1", "--results", str(tmp_path)]) == 2
     assert "error:" in capsys.readouterr().err  # the data root is the project's, where no toy dataset lives
+
+
+def test_plan_takes_speeds_from_finished_runs(toy_root, tmp_path, monkeypatch):
+    p = profiles.Profile("tiny", {"toy": None}, full_row=None, few_shot_rows=(2,), epochs=2, methods=("finetune",),
+                         has_full_rows=False)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", p)
+    study = Study("tiny", toy_root, results=tmp_path, device="cpu")
+    study.run("finetune", "toy", 2, 0)
+    train, evaluate = plan.measured(study)["finetune"]
+    h = study.history()
+    assert train == 8 * 2 / h["train_seconds"].sum() and evaluate > 0
+    monkeypatch.setattr(plan.bench, "ours", None)  # a timing would fail: the store's figures are used
+    assert plan.plan(study, "cpu")["done"].all()
