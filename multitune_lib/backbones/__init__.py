@@ -1,8 +1,9 @@
 """Backbones, each registered by name (`RunConfig.backbone`): importing this package registers them all."""
 from pathlib import Path
 
-from .efficientnet_lite0 import EfficientNetLite0, efficientnet_lite0, imagenet_weights
-from .resnet26 import ResNet26, resnet26
+# Import order is registration order (choices and help list the paper's network first).
+from .resnet26 import ResNet26, resnet26  # isort: skip
+from .efficientnet_lite0 import EfficientNetLite0, efficientnet_lite0, imagenet_weights  # isort: skip
 
 # Sources that ship in a package, by name: `--source imagenet` with `--backbone efficientnet_lite0`.
 NAMED_SOURCES = {("efficientnet_lite0", "imagenet"): imagenet_weights}

@@ -58,10 +58,10 @@ def test_fig2_pdf_carries_no_creation_date(tmp_path):
     assert b"/CreationDate" not in (tmp_path / "fig2.pdf").read_bytes()
 
 
-@pytest.mark.parametrize("name", ["table3.csv", "table3.md"])
+@pytest.mark.parametrize("name", ["table3.csv", "table3.md", "verdict.csv"])
 def test_table3_of_the_committed_store_is_the_committed_table3(tmp_path, name):
     study = Study("offline-cpu")
-    report.write_table3(report.table3(study), tmp_path, study.profile)
+    report.write_table3(report.table3(study), tmp_path, study.profile, report.verdict(study))
     assert (tmp_path / name).read_bytes() == (COMMITTED / name).read_bytes()
 
 
