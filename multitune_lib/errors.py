@@ -15,3 +15,11 @@ class CheckpointError(MultiTuneError):
 
 class ConfigError(MultiTuneError):
     pass
+
+
+class TrainingDiverged(MultiTuneError):
+    """A non-finite loss or penalty: the run stops, nothing is stored as finished."""
+
+
+class RunBusy(MultiTuneError):
+    """The run is training in another process."""

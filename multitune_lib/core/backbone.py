@@ -64,13 +64,15 @@ class Backbone(nn.Module):
         unexpected = [k for k in got if k not in want]
         shapes = [f"{k} {tuple(got[k].shape)} vs model {tuple(v.shape)}"
                   for k, v in want.items() if k in got and got[k].shape != v.shape]
-        problems = [f"{label}: {few(keys)}" for label, keys in
-                    (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)) if keys]
+        problems = [f"{len(keys)} {label}: {few(keys)}" for label, keys in
+                    (("missing", missing), ("unexpected", unexpected), ("with another shape", shapes)) if keys]
+        name = type(self).__name__
         if len(missing) == len(want):
-            raise CheckpointError(f"the source checkpoint is not a {type(self).__name__}: it has none of its weights "
+            raise CheckpointError(f"the source checkpoint is not a {name}: it has none of its weights "
                                   f"(it holds {few(list(got))}); give a source of the backbone the config names")
-        if problems:
-            raise CheckpointError(f"the source checkpoint does not fit {type(self).__name__}: " + "; ".join(problems))
+        if problems:  # a foreign checkpoint has hundreds of keys: the counts and a few of each stay one short line
+            raise CheckpointError(f"the source checkpoint does not fit {name}: {'; '.join(problems)}; give a source "
+                                  f"made for {name}, or set the backbone it was made for")
         self.load_state_dict(got, strict=False)
 
     def last_blocks(self, scope: str = "block") -> list[int]:
@@ -83,7 +85,7 @@ class Backbone(nn.Module):
 
 
 def few(keys: list[str], n: int = 4) -> str:
-    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+    return ", ".join(keys[:n]) + (f" ... and {len(keys) - n} more" if len(keys) > n else "")
 
 
 def register_backbone(factory: Callable[[int], Backbone]) -> Callable[[int], Backbone]:

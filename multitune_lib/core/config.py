@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
@@ -18,13 +20,38 @@ DEFAULT_WEIGHT_DECAY = 5e-4
 # The run hash keeps the names and fields of the first store format, so every stored digest stays valid:
 # renamed fields are hashed under their old name, and fields added since are left out while at their default.
 HASHED_AS = {"images_per_class": "shots"}
-ADDED_SINCE = {"backbone": "resnet26", "input_size": None, "curve_val_images": None}
+ADDED_SINCE = {"backbone": "resnet26", "input_size": None, "curve_val_images": None, "allow_fewer": False}
+
+# Every number a config holds, checked where the config is made, before any data loads.
+INTEGERS = {"epochs": 1, "batch_size": 1, "eval_every": 1, "seed": 0, "images_per_class": 1, "input_size": 16,
+            "curve_val_images": 1}  # the lowest value allowed; None (where a field allows it) means "the default"
+NUMBERS = {  # (low, high, low allowed, high allowed)
+    "lr": (0, math.inf, False, False), "lr_last": (0, math.inf, True, False), "policy_lr": (0, math.inf, True, False),
+    "gamma": (0, math.inf, False, False), "momentum": (0, 1, True, False), "eta": (0, 1, True, True),
+    "weight_decay": (0, math.inf, True, False), "policy_weight_decay": (0, math.inf, True, False),
+    "alpha": (0, math.inf, True, False), "beta": (0, math.inf, True, False), "temperature": (0, math.inf, False, False),
+}
 
 
 def upgrade(d: dict) -> dict:
     """A stored config dict with today's field names (stores written before a rename hold the old ones)."""
     renamed = {old: new for new, old in HASHED_AS.items()}
     return {renamed.get(k, k): v for k, v in d.items()}
+
+
+def _check_integer(name: str, value, lowest: int) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lowest):
+        raise ConfigError(f"{name} must be an integer >= {lowest}, got {value!r}")
+
+
+def _check_number(name: str, value, low, high, low_in: bool, high_in: bool) -> None:
+    if value is None:
+        return
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and \
+        (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
+    if not ok:
+        interval = f"{'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+        raise ConfigError(f"{name} must be a finite number in {interval}, got {value!r}")
 
 
 def setting(default, help: str, **cli):
@@ -36,17 +63,29 @@ def setting(default, help: str, **cli):
 def parse_classes(spec) -> tuple[int, ...] | None:
     """'1-50' or '1,3,7-9' -> 1-based class ids (the Decathlon class folder numbers); None, '' or 'all' -> None."""
     if spec is None or isinstance(spec, (tuple, list, range)):
-        return None if spec is None else tuple(sorted(set(spec)))
-    if spec in ("", "all"):
+        ids = None if spec is None else list(spec)
+    elif spec in ("", "all"):
         return None
-    ids: list[int] = []
-    try:
+    else:
+        ids = []
         for part in str(spec).split(","):
-            lo, _, hi = part.strip().partition("-")
-            ids.extend(range(int(lo), int(hi or lo) + 1))
+            lo, hi = _class_range(spec, part)
+            ids.extend(range(lo, hi + 1))
+    if ids is not None and (not ids or min(ids) < 1):
+        raise ConfigError(f"bad class list {spec!r}: give 1-based ids like '1-50' or '1,3,7-9' ('all' for every class)")
+    return None if ids is None else tuple(sorted(set(ids)))
+
+
+def _class_range(spec, part: str) -> tuple[int, int]:
+    """One 'lo-hi' or 'id' item of a class list; an inverted range is an error, not an empty one."""
+    lo, _, hi = part.strip().partition("-")
+    try:
+        lo, hi = int(lo), int(hi or lo)
     except ValueError:
         raise ConfigError(f"bad class list {spec!r}: use 1-based ids like '1-50' or '1,3,7-9'") from None
-    return tuple(sorted(set(ids)))
+    if hi < lo:
+        raise ConfigError(f"bad class list {spec!r}: the range {part.strip()} is inverted; write {hi}-{lo}")
+    return lo, hi
 
 
 def class_spec(classes) -> str:
@@ -63,6 +102,8 @@ class RunConfig:
     dataset: str = field(metadata={"help": "Decathlon dataset name, e.g. aircraft or cifar100"})
     backbone: str = setting("resnet26", "network the methods build on", choices=BACKBONES.names)
     images_per_class: int | None = setting(None, "images per class drawn from the train split (none: all)")
+    allow_fewer: bool = setting(False, "where a class has fewer train images than images_per_class, train on what "
+                                "it has (the run records the smallest count); otherwise that is an error")
     classes: tuple[int, ...] | None = setting(None, "1-based class ids to keep, e.g. '51-100', or 'all'",
                                               metavar="IDS", text=True)
     seed: int = setting(0, "seed for the few-shot draw, initialisation and augmentation")
@@ -103,29 +144,28 @@ class RunConfig:
             object.__setattr__(self, "milestones", tuple(self.milestones))
         METHODS.get(self.method)
         BACKBONES.get(self.backbone)
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(f"epochs and batch_size must be positive (got {self.epochs}, {self.batch_size})")
-        if self.crop not in range(16, 65, 8) or self.eval_every < 1:
-            raise ConfigError(f"crop must be a multiple of 8 in [16, 64] px and eval_every positive (got {self.crop}, "
-                              f"{self.eval_every})")
-        if self.input_size is not None and not 16 <= self.input_size <= 512:
+        for name, lowest in INTEGERS.items():
+            _check_integer(name, getattr(self, name), lowest)
+        for name, interval in NUMBERS.items():
+            _check_number(name, getattr(self, name), *interval)
+        if self.crop not in range(16, 65, 8):
+            raise ConfigError(f"crop must be a multiple of 8 in [16, 64] px, got {self.crop!r}")
+        if self.input_size is not None and self.input_size > 512:
             raise ConfigError(f"input_size must lie in [16, 512] px, or be none to keep the images' size "
                               f"(got {self.input_size})")
-        if not 0.0 <= self.eta <= 1.0:
-            raise ConfigError(f"eta must lie in [0, 1], got {self.eta}")
-        if self.curve_val_images is not None and self.curve_val_images < 1:
-            raise ConfigError(f"curve_val_images must be positive, or none for the whole val split "
-                              f"(got {self.curve_val_images})")
-        if self.images_per_class is not None and self.images_per_class < 1:
-            raise ConfigError(f"images_per_class must be positive, got {self.images_per_class}")
+        ms = self.milestones or ()  # a repeat applies gamma twice, as MultiStepLR does; scaled schedules make them
+        if any(isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 0 for m in ms) or \
+                list(ms) != sorted(ms):
+            raise ConfigError(f"milestones must be epochs >= 0 in increasing order, e.g. 20 50 80; got {list(ms)}")
 
     def resolved(self) -> "RunConfig":
         """Fill every None with the method's default, so the hash names the settings actually used."""
         d = dict(METHODS.get(self.method).defaults)
         d.setdefault("weight_decay", 0.0 if self.dataset in NO_WEIGHT_DECAY else DEFAULT_WEIGHT_DECAY)
         changes = {k: v for k, v in d.items() if getattr(self, k) is None}
-        if (self.alpha if self.alpha is not None else d.get("alpha")) is None:
-            changes.update(alpha=0.0, beta=0.0)
+        for k in ("alpha", "beta"):  # L2-SP is off unless the method or the user turns a term on
+            if getattr(self, k) is None and d.get(k) is None:
+                changes[k] = 0.0
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:

@@ -10,7 +10,7 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from .. import data, paths
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingDiverged
 from ..store.checkpoint import load_source
 from ..store.files import sha256
 from ..store.results import ResultsStore
@@ -36,7 +36,8 @@ def with_source(cfg: RunConfig, source: str | Path | None) -> RunConfig:
 def load_splits(cfg: RunConfig, data_root=None, cache=None, image_source=None) -> tuple[data.Split, data.Split]:
     """The run's train split (its few-shot draw) and the whole val split of its classes."""
     root = data_root or paths.default_data_root()
-    train = data.load(root, cfg.dataset, "train", cfg.images_per_class, cfg.classes, cfg.seed, cache, image_source)
+    train = data.load(root, cfg.dataset, "train", cfg.images_per_class, cfg.classes, cfg.seed, cache, image_source,
+                      allow_fewer=cfg.allow_fewer)
     val = data.load(root, cfg.dataset, "val", None, cfg.classes, cfg.seed, cache, image_source)
     return train, val
 
@@ -50,25 +51,37 @@ def fit(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
         source: str | Path | None = None, device: str | None = None, precision: str = "auto",
         compile: bool = False, keep_weights: bool = False, cache: str | Path | None = None,
         image_source: data.ImageSource | None = None, tags: dict | None = None,
-        on_epoch: Callable[[dict], None] | None = None) -> dict:
-    """Train one configuration (or return it from the store) and return its result row."""
+        on_epoch: Callable[[dict], None] | None = None, wait: bool = False) -> dict:
+    """Train one configuration (or return it from the store) and return its result row. While it trains, the run
+    is locked: the same run asked for in another process is refused, or with `wait` waits for this one."""
     cfg = with_source(cfg, source).resolved()
     digest, store = cfg.digest(), ResultsStore(results)
-    done = store.finished(digest)
-    if done is not None:
-        print(f"{cfg.method} {cfg.dataset} images_per_class={cfg.images_per_class} seed={cfg.seed}: finished run "
-              f"{digest} found in {store.root}, not recomputed")
-        return done
-    train, val = load_splits(cfg, data_root, cache, image_source)
-    trainer = Trainer(cfg, train, val, source_state=load_source(source)[0] if source is not None else None,
-                      device=device, precision=precision, compile=compile)
+    if (done := store.finished(digest)) is None:
+        store.check_writable()
+        with store.lock(digest, wait):
+            if (done := store.finished(digest)) is None:  # it may have finished while we waited
+                return train(cfg, digest, store, load_splits(cfg, data_root, cache, image_source), source,
+                             dict(device=device, precision=precision, compile=compile), keep_weights, tags, on_epoch)
+    print(f"{cfg.method} {cfg.dataset} images_per_class={cfg.images_per_class} seed={cfg.seed}: finished run "
+          f"{digest} found in {store.root}, not recomputed")
+    store.tidy(digest)
+    return done
+
+
+def train(cfg: RunConfig, digest: str, store: ResultsStore, splits, source, how: dict, keep_weights: bool,
+          tags: dict | None, on_epoch) -> dict:
+    """The epochs still to train, a checkpoint after each, and the finished run into the store."""
+    trainer = Trainer(cfg, *splits, source_state=load_source(source)[0] if source is not None else None, **how)
     state = store.load_checkpoint(digest)
     if state is not None:
         trainer.load_state_dict(state)
         print(f"resuming run {digest} after epoch {len(trainer.history)}")
     with progress(cfg, len(trainer.history)) as bar:
         while len(trainer.history) < cfg.epochs:
-            row = trainer.epoch()
+            try:
+                row = trainer.epoch()
+            except TrainingDiverged as e:
+                raise TrainingDiverged(f"{e}. Nothing is stored as finished; {kept(store, digest, trainer)}") from None
             store.save_checkpoint(digest, trainer.state_dict())
             bar.update()
             acc = "-" if row["val_acc"] is None else f"{row['val_acc']:.3f}"
@@ -78,3 +91,11 @@ def fit(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
     result = result_row(trainer, digest, source, tags)
     store.finish(result, trainer.history, trainer.model.state_dict() if keep_weights else None)
     return result
+
+
+def kept(store: ResultsStore, digest: str, trainer: Trainer) -> str:
+    """What a diverged run leaves, and what the user can do about it."""
+    if not trainer.history:
+        return "lower --lr (or other settings) and run again"
+    return (f"the checkpoint after epoch {len(trainer.history)} stays in {store.run_dir(digest)}: run again to "
+            "resume from it (with --precision fp32, say), or lower --lr to start a new run")

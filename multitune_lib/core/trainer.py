@@ -5,6 +5,7 @@ on CUDA. `state_dict` / `load_state_dict` carry everything a resumed run needs, 
 `fit` (core/fit.py) wraps it with the results store; `bench` times this very `train_epoch`."""
 from __future__ import annotations
 
+import math
 import time
 from contextlib import nullcontext
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 from .. import env
 from ..data import Normalise, RandomCropFlip, Split, normalisation
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingDiverged
 from .backbone import create_backbone
 from .config import RunConfig
 from .method import build
@@ -134,6 +135,9 @@ class Trainer:
         t0 = time.perf_counter()
         train_loss, penalty = self.train_epoch()
         train_seconds = time.perf_counter() - t0
+        if not (math.isfinite(train_loss) and math.isfinite(penalty)):  # argmax of NaN logits would score chance
+            raise TrainingDiverged(f"{self.cfg.method} {self.cfg.dataset} diverged in epoch {epoch}: train loss "
+                                   f"{train_loss}, penalty {penalty}")
         last = epoch == self.cfg.epochs
         split = self.val if last else self.curve_val
         validate = last or epoch % self.cfg.eval_every == 0
@@ -174,7 +178,8 @@ class Trainer:
         return {"best_val_acc": max(accs), "final_val_acc": accs[-1], "best_epoch": accs.index(max(accs)) + 1,
                 "train_minutes": sum(h["seconds"] for h in self.history) / 60,
                 "images_per_s": n * len(self.history) / sum(h["train_seconds"] for h in self.history),
-                "train_images": n, "val_images": len(self.val), "num_classes": self.train.num_classes,
+                "train_images": n, "min_images_per_class": self.train.min_per_class, "val_images": len(self.val),
+                "num_classes": self.train.num_classes,
                 "precision": str(self.dtype or torch.float32).replace("torch.", "")}
 
 

@@ -45,22 +45,52 @@ def annotations(root: str | Path, name: str, split: str) -> pd.DataFrame:
     return df.reset_index(names="image_id")[["image_id", "file_name", "label", "class_id", "width", "height"]]
 
 
-def select(df: pd.DataFrame, images_per_class: int | None = None, classes=None, seed: int = 0) -> pd.DataFrame:
+def select(df: pd.DataFrame, images_per_class: int | None = None, classes=None, seed: int = 0, *,
+           allow_fewer: bool = False, where: str = "") -> pd.DataFrame:
     """Keep `classes` (1-based ids) and draw `images_per_class` images per class, stratified and seeded.
 
-    Labels are renumbered 0..k-1 in class order when a subset is taken.
+    Labels are renumbered 0..k-1 in class order when a subset is taken. A kept class without images is an error, and
+    so is one with fewer than `images_per_class` unless `allow_fewer` (then all of its images are taken). The smallest
+    per-class count used lands in attrs["min_per_class"]; `where` (e.g. "aircraft train") names the split in errors.
     """
     n = df.attrs["num_classes"]
+    ids = list(range(1, n + 1))
     if classes is not None:
         bad = [c for c in classes if not 1 <= c <= n]
         if bad:
             raise DataError(f"class ids {bad} out of range 1-{n}")
+        ids = sorted(classes)
         df = df[df["class_id"].isin(classes)].copy()
-        df["label"] = df["class_id"].map({c: i for i, c in enumerate(sorted(classes))})
-        df.attrs["num_classes"] = len(classes)
-        df.attrs["class_names"] = [df.attrs["class_names"][c - 1] for c in sorted(classes)]
+        df["label"] = df["class_id"].map({c: i for i, c in enumerate(ids)})
+        df.attrs["num_classes"] = len(ids)
+        df.attrs["class_names"] = [df.attrs["class_names"][c - 1] for c in ids]
+    if images_per_class is not None and images_per_class < 1:
+        raise DataError(f"images_per_class must be positive, got {images_per_class}")
+    counts = df["label"].value_counts().reindex(range(len(ids)), fill_value=0)
+    check_counts(counts, ids, df.attrs["class_names"], images_per_class, allow_fewer, where or "this split")
     if images_per_class is not None:
-        if images_per_class < 1:
-            raise DataError(f"images_per_class must be positive, got {images_per_class}")
         df = df.sample(frac=1.0, random_state=seed).groupby("label").head(images_per_class)
-    return df.sort_values("image_id").reset_index(drop=True)
+    df = df.sort_values("image_id").reset_index(drop=True)
+    df.attrs["min_per_class"] = int(min(counts.clip(upper=images_per_class), default=0))
+    return df
+
+
+def check_counts(counts: pd.Series, ids: list[int], names: list[str], wanted: int | None, allow_fewer: bool,
+                 where: str) -> None:
+    """Refuse a kept class without images, and (unless `allow_fewer`) one with fewer than `wanted`: a few-shot row
+    that silently trains on less than it says would be reported as what it is not."""
+    empty = counts.index[counts == 0]
+    if len(empty):
+        i = empty[0]
+        raise DataError(f"{where}: class {ids[i]} {names[i]!r} has no images ({len(empty)} of the {len(ids)} kept "
+                        "classes have none). Its annotation file is incomplete: re-install the data with `python -m "
+                        "multitune_lib data install`, or leave the class out with --classes.")
+    if wanted is None or allow_fewer:
+        return
+    short = counts[counts < wanted]
+    if len(short):
+        i = short.idxmin()
+        raise DataError(f"{where}: {len(short)} of the {len(ids)} kept classes have fewer than the {wanted} images "
+                        f"per class asked for (class {ids[i]} {names[i]!r} has {short[i]}). Ask for at most "
+                        f"{counts.min()} images per class, or pass --allow-fewer to train on the images that exist "
+                        "(the run records min_per_class).")

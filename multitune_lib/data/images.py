@@ -1,7 +1,9 @@
 """Decathlon images as uint8 tensors: decoded once, cached, and the statistics they are normalised with.
 
 Images are decoded once into an N x 3 x 72 x 72 uint8 tensor (the centre 72 x 72 of each image) and cached under a
-key made from the list of source files, so a changed dataset rebuilds and an unchanged one loads at once.
+key made from the resolved data root (folder or pack) and, per file, its name and fingerprint: size and mtime in a
+folder, size and CRC-32 in a pack. A file changed in place, or another root with the same file names, decodes again;
+an unchanged split loads at once.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ warnings.filterwarnings("ignore", "The image decoding and encoding capabilities 
 
 SIZE = 72  # Decathlon images have a shorter side of 72 px
 CROP = 64  # training crop
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the key holds the data root and per-file mtime or CRC, not only sizes
 
 # The paper's Table 2 (RGB, images scaled to [0, 1]); other datasets use stats of their train split.
 TABLE2_STATS = {
@@ -48,19 +50,21 @@ class Split:
     labels: torch.Tensor  # int64, N
     num_classes: int
     files: list[str]
+    min_per_class: int | None = None  # the fewest images a class contributes (< images_per_class only if allowed)
 
     def __len__(self):
         return len(self.labels)
 
     def to(self, device) -> "Split":
-        return Split(self.images.to(device), self.labels.to(device), self.num_classes, self.files)
+        return Split(self.images.to(device), self.labels.to(device), self.num_classes, self.files, self.min_per_class)
 
     def for_crop(self, crop: int) -> "Split":
         """The images scaled for a `crop` px training crop (low-res training) to `eval_side(crop)`."""
         if crop == CROP:
             return self
         side = eval_side(crop)
-        return Split(TF.resize(self.images, [side, side], antialias=True), self.labels, self.num_classes, self.files)
+        return Split(TF.resize(self.images, [side, side], antialias=True), self.labels, self.num_classes, self.files,
+                     self.min_per_class)
 
 
 def decode(data: bytes, where: str) -> torch.Tensor:
@@ -75,14 +79,16 @@ def decode(data: bytes, where: str) -> torch.Tensor:
 
 
 def load(root: str | Path, name: str, split: str, images_per_class: int | None = None, classes=None, seed: int = 0,
-         cache: str | Path | None = None, source: ImageSource | PackSource | None = None) -> Split:
-    """Load one split (or its few-shot / class subset), decoding only the images it needs."""
+         cache: str | Path | None = None, source: ImageSource | PackSource | None = None, *,
+         allow_fewer: bool = False) -> Split:
+    """Load one split (or its few-shot / class subset), decoding only the images it needs.
+
+    `allow_fewer` takes all the images of a class that has fewer than `images_per_class` (see `select`)."""
     source = source or open_source(root)
-    df = select(annotations(root, name, split), images_per_class, classes, seed)
+    df = select(annotations(root, name, split), images_per_class, classes, seed, allow_fewer=allow_fewer,
+                where=f"{name} {split} (annotations/{name}_{split}.json in {root})")
     names = df["file_name"].tolist()
-    key = hashlib.sha1(json.dumps([CACHE_VERSION, SIZE, [(f, source.fingerprint(f)) for f in names]])
-                       .encode()).hexdigest()[:16]
-    path = Path(cache or paths.cache_dir()) / f"{name}_{split}_{len(names)}_{key}.pt"
+    path = Path(cache or paths.cache_dir()) / f"{name}_{split}_{len(names)}_{cache_key(source, names)}.pt"
     if path.exists():
         images = torch.load(path, mmap=True, weights_only=True)
     else:
@@ -93,7 +99,14 @@ def load(root: str | Path, name: str, split: str, images_per_class: int | None =
         images = torch.stack(decoded) if decoded else torch.empty(0, 3, SIZE, SIZE, dtype=torch.uint8)
         files.torch_save(images, path)
     labels = torch.tensor(df["label"].to_numpy(), dtype=torch.int64)
-    return Split(images, labels, df.attrs["num_classes"], names)
+    return Split(images, labels, df.attrs["num_classes"], names, df.attrs["min_per_class"])
+
+
+def cache_key(source: ImageSource | PackSource, names: list[str]) -> str:
+    """What the decoded tensor depends on: the root it was read from and each file's name and fingerprint."""
+    fingerprints = [(f, source.fingerprint(f)) for f in names]
+    text = json.dumps([CACHE_VERSION, SIZE, str(Path(source.root).resolve()), fingerprints])
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:

@@ -27,9 +27,11 @@ class ImageSource:
         path = self.root / "annotations" / f"{name}_{split}.json"
         return path.read_text() if path.exists() else None
 
-    def fingerprint(self, file_name: str) -> int:
+    def fingerprint(self, file_name: str) -> tuple[int, int]:
+        """Size and mtime: a file rewritten in place with the same size still changes the decode cache's key."""
         try:
-            return (self.root / file_name).stat().st_size
+            st = (self.root / file_name).stat()
+            return st.st_size, st.st_mtime_ns
         except FileNotFoundError:
             raise DataError(f"missing image {self.root / file_name}. {HOW_TO_GET_DATA}") from None
 
@@ -57,9 +59,11 @@ class PackSource:
         member = f"annotations/{name}_{split}.json"
         return self.zip.read(member).decode() if member in self.members else None
 
-    def fingerprint(self, file_name: str) -> int:
+    def fingerprint(self, file_name: str) -> tuple[int, int]:
+        """Size and CRC-32, both read from the zip's directory (no need to read the bytes)."""
         try:
-            return self.members[file_name].file_size
+            info = self.members[file_name]
+            return info.file_size, info.CRC
         except KeyError:
             raise DataError(f"{file_name} is not in the pack {self.root}: it was written for other runs. "
                             "Write a pack for this part with `python -m multitune_lib data pack`.") from None

@@ -1,10 +1,17 @@
 """Backbone checkpoints: the official Decathlon/SpotTune `resnet26_pretrained.t7`, the project's own format, and plain
-state dicts (the EfficientNet-Lite0 ImageNet weights)."""
+state dicts (the EfficientNet-Lite0 ImageNet weights).
+
+Source checkpoints are downloaded files, so loading one never runs code from it: our format and state dicts load with
+`torch.load(weights_only=True)`, and the official .t7, a pickle of the whole model in torch's legacy (non-zip) format,
+with an unpickler that resolves only the classes and functions that file needs and refuses the rest before it runs."""
 from __future__ import annotations
 
+import collections
 import json
 import os
 import pickle
+import re
+import sys
 import types
 import warnings
 from pathlib import Path
@@ -19,6 +26,8 @@ from .files import torch_save
 
 SOURCE_FORMAT = "multitune-source/1"
 OFFICIAL_NAME = "resnet26_pretrained.t7"
+SOURCES = (f"expected a {SOURCE_FORMAT} checkpoint (written by save_source), a plain state dict or the official "
+           f"{OFFICIAL_NAME}")
 
 
 class _StandIn(nn.Module):
@@ -28,19 +37,84 @@ class _StandIn(nn.Module):
         super().__init__()
 
 
-class _Unpickler(pickle.Unpickler):
+# Besides the stand-ins and torch.nn layers, all that a legacy torch.save of the residual_adapters model refers to.
+# Storage classes are not here: torch resolves every name containing "Storage" itself before asking the unpickler.
+_OFFICIAL_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor"),  # a tensor, as PyTorch 0.3 pickled it
+    ("torch.nn.parameter", "Parameter"),  # a parameter, as PyTorch 0.3 pickled it: Parameter(data) and its state
+    ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),  # both, by later PyTorch
+    ("__builtin__", "set"), ("builtins", "set"),  # Module._non_persistent_buffers_set (PyTorch >= 1.6)
+}
+
+
+class _Refused(pickle.UnpicklingError):
+    """The pickle asks for something the official file never does."""
+
+
+def _layer_class(module: str, name: str) -> type | None:
+    """An nn.Module subclass of torch.nn.modules, among the modules torch has imported: nothing is imported here."""
+    found = getattr(sys.modules.get(module), name, None) if module.startswith("torch.nn.modules.") else None
+    return found if isinstance(found, type) and issubclass(found, nn.Module) else None
+
+
+def _check_callable(func) -> None:
+    # Classes and functions reach the stack only through find_class; an unpickled module, called, would run forward.
+    if not isinstance(func, (type, types.FunctionType)):
+        raise _Refused(f"it calls a {type(func).__name__} object")
+
+
+class _Opcodes(dict):
+    def __missing__(self, code):  # what the C unpickler says, where the pure-Python one raises a bare KeyError
+        raise pickle.UnpicklingError(f"invalid load key, {bytes([code])!r}")
+
+
+class _Unpickler(pickle._Unpickler):
+    """Unpickles the official .t7 and refuses anything else before it runs.
+
+    Only the globals that file needs resolve, only they are called, and only modules, tensors and dicts get their
+    state set (so no class or function is altered). The pure-Python unpickler, as the C one lets no subclass check
+    calls and state."""
+
+    dispatch = _Opcodes(pickle._Unpickler.dispatch)
+
     def find_class(self, module, name):
-        # The official file pickles the whole model, so its classes must resolve without the original code.
+        # The residual_adapters code is neither installed nor wanted: stand-ins restore attributes and submodules.
         if module.split(".")[0] in ("models", "config_task") or (
             module.startswith("torch.nn.parallel") and name == "DataParallel"
         ):
             return _StandIn
-        return super().find_class(module, name)
+        if (module, name) in _OFFICIAL_GLOBALS:
+            return super().find_class(module, name)
+        if layer := _layer_class(module, name):
+            return layer
+        raise _Refused(f"it refers to the global {module}.{name}")
+
+    def _instantiate(self, klass, args):  # the INST and OBJ opcodes
+        _check_callable(klass)
+        super()._instantiate(klass, args)
+
+    def _reduce(self):
+        _check_callable(self.stack[-2])
+        self.load_reduce()
+
+    def _build(self):
+        inst = self.stack[-2]
+        if not isinstance(inst, (nn.Module, torch.Tensor, collections.OrderedDict)):
+            raise _Refused(f"it sets the state of a {type(inst).__name__} object")
+        self.load_build()
+
+    dispatch[pickle.REDUCE[0]] = _reduce
+    dispatch[pickle.BUILD[0]] = _build
 
 
-# torch.load subclasses `Unpickler` for the object graph and calls `load` for the legacy header.
+def _load(file, **kwargs):
+    return _Unpickler(file, **kwargs).load()
+
+
+# torch.load subclasses `Unpickler` for the object graph and calls `load` for the legacy header, so both are ours.
 _PICKLE_MODULE = types.ModuleType("official_t7_pickle")
-_PICKLE_MODULE.Unpickler, _PICKLE_MODULE.load = _Unpickler, pickle.load
+_PICKLE_MODULE.Unpickler, _PICKLE_MODULE.load = _Unpickler, _load
 
 
 def _existing(path: str | os.PathLike) -> Path:
@@ -62,22 +136,41 @@ def _is_task_copy(name: str) -> bool:
 EXPECTED = f"expected the official {OFFICIAL_NAME} of the SpotTune release, a torch.save of {{'net': model}}"
 
 
+def _is_zip(path: Path) -> bool:
+    """True for torch.save's format since PyTorch 1.6, and for TorchScript archives."""
+    with path.open("rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def _why(e: Exception) -> str:
+    """The exception in one line: torch's messages run to paragraphs."""
+    line = next(iter(str(e).splitlines()), "")
+    return f"{type(e).__name__}: {line}" if line else type(e).__name__
+
+
 def load_official_t7(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """State dict for `resnet26` (without `fc`) from the official Python 2 / PyTorch 0.3 pickle of the model."""
     path = _existing(path)
+    if _is_zip(path):  # the official file predates zip archives, and torch.load hands TorchScript ones to jit
+        raise CheckpointError(f"{path} is a zip archive, not the official {OFFICIAL_NAME} (a PyTorch 0.3 file): "
+                              f"nothing from it was unpickled; {EXPECTED}")
     try:
         with warnings.catch_warnings():  # our stand-ins never match the pickled source; that is the point
             warnings.simplefilter("ignore", SourceChangeWarning)
             ckpt = torch.load(path, map_location="cpu", pickle_module=_PICKLE_MODULE,
                               encoding="latin1", weights_only=False)
+    except _Refused as e:
+        raise CheckpointError(f"{path} is not the official {OFFICIAL_NAME}: {e}, which that file never does; "
+                              "unpickling stopped there and nothing from the file was run") from e
     except Exception as e:
-        raise CheckpointError(f"{path} cannot be unpickled ({type(e).__name__}: {e}); {EXPECTED}") from e
-    if not isinstance(ckpt, dict) or "net" not in ckpt:
-        raise CheckpointError(f"{path} has no 'net' entry; {EXPECTED}")
+        raise CheckpointError(f"{path} cannot be unpickled ({_why(e)}); {EXPECTED}") from e
+    net = ckpt.get("net") if isinstance(ckpt, dict) else None
+    if not isinstance(net, nn.Module):
+        raise CheckpointError(f"{path} has no 'net' entry holding a model; {EXPECTED}")
 
     # Definition order of the residual_adapters model equals resnet26's: stem, blocks (conv1, conv2), end BN.
     # 1x1 convs are adapters, not part of the backbone.
-    named = list(ckpt["net"].named_modules())
+    named = list(net.named_modules())
     target = resnet26(1)
     out = _copy_layers(path, "conv", [(n, m) for n, m in named if isinstance(m, nn.Conv2d) and
                                       tuple(m.kernel_size) == (3, 3)], target, ("weight",))
@@ -127,8 +220,15 @@ def load_source(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]
     path = _existing(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # the official .t7 pickles whole modules, which weights_only refuses
-        return load_official_t7(path), {"origin": "official-t7", "path": str(path)}
+    except pickle.UnpicklingError as e:
+        if not _is_zip(path):  # the official .t7 pickles whole modules, which weights_only refuses
+            return load_official_t7(path), {"origin": "official-t7", "path": str(path)}
+        found = re.search(r"GLOBAL (\S+)", str(e))  # torch names the first global it refused
+        needs = f" (it needs {found[1]})" if found else ""
+        raise CheckpointError(f"{path} holds more than tensors and plain data{needs}: it was refused and nothing "
+                              f"from it was run; {SOURCES}") from e
+    except Exception as e:
+        raise CheckpointError(f"{path} cannot be unpickled ({_why(e)}); {SOURCES}") from e
     if is_state_dict(ckpt):  # a plain state dict, such as the efficientnet_lite0 ImageNet weights
         return {k: v.float() if v.is_floating_point() else v for k, v in ckpt.items()}, \
             {"origin": "state-dict", "path": str(path)}

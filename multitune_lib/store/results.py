@@ -4,19 +4,30 @@ runs/<digest>/checkpoint.pt  resumable state, rewritten atomically after every e
 runs/<digest>/history.csv    one row per epoch
 runs/<digest>/weights.pt     final weights, for runs that keep them
 runs/<digest>/run.json       written last: its presence is what makes a run finished
+runs/<digest>/.lock          held while a process trains the run, so a second one waits or is refused
 runs.csv, history.csv        all finished runs, rebuilt after each finish (for people; the folders are the truth)
+.export.lock                 held while the tables are rebuilt
+
+Temporary files (`.*.tmp`, left by a process killed while writing) are removed when the run next trains or is
+next found finished, or when the tables are next rebuilt, and are never merged.
 """
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import torch
+from filelock import FileLock, Timeout
 
 from ..core.config import upgrade
+from ..errors import CheckpointError, ConfigError, RunBusy
 from . import files
+
+NOT_MERGED = ("checkpoint.pt", ".lock", "*.tmp")  # one machine's resumable state, locks and half-written files
 
 
 def read_row(path: Path) -> dict:
@@ -36,12 +47,50 @@ class ResultsStore:
         path = self.run_dir(digest) / "run.json"
         return read_row(path) if path.exists() else None
 
+    def check_writable(self) -> None:
+        """Fail before any data loads or any epoch trains where results could not be saved."""
+        try:
+            (self.root / "runs").mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root / "runs"):
+                pass
+        except OSError as e:
+            raise ConfigError(f"results folder {self.root} is not writable ({e.strerror or e}): pass a folder you "
+                              "can write with --results (or -p results DIR)") from None
+
+    @contextmanager
+    def lock(self, digest: str, wait: bool = False):
+        """Hold the run folder's lock while a run trains. A second process asking for the same run is refused
+        with a clear error, or with `wait` blocks until the first is done (and then finds it finished)."""
+        d = self.run_dir(digest)
+        d.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(d / ".lock", timeout=-1 if wait else 0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RunBusy(f"run {digest} is training in another process (it holds {d / '.lock'}): let it finish, "
+                          "after which the run is read from the store, or wait for it with --wait") from None
+        try:
+            remove_temporary(d)
+            yield
+        finally:
+            if self.finished(digest) is not None:  # a waiting process re-checks `finished` once it holds the lock
+                (d / ".lock").unlink(missing_ok=True)
+            lock.release()
+
     def save_checkpoint(self, digest: str, state: dict) -> None:
         files.torch_save(state, self.run_dir(digest) / "checkpoint.pt")
 
     def load_checkpoint(self, digest: str) -> dict | None:
+        """The resumable state of an unfinished run; loading it runs no code (weights_only)."""
         path = self.run_dir(digest) / "checkpoint.pt"
-        return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # refused globals, truncation, garbage: never a bug of ours to trace
+            raise CheckpointError(f"{path} cannot be loaded as a resumable state ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0] if str(e) else ''}): delete it to train the run afresh") \
+                from None
 
     def finish(self, row: dict, history: list[dict], weights: dict | None = None) -> None:
         d = self.run_dir(row["digest"])
@@ -49,8 +98,18 @@ class ResultsStore:
         if weights is not None:
             files.torch_save(weights, d / "weights.pt")
         files.write_text(d / "run.json", json.dumps(row, indent=1, sort_keys=True))
-        (d / "checkpoint.pt").unlink(missing_ok=True)
         self.export()
+        self.tidy(row["digest"])
+
+    def tidy(self, digest: str) -> None:
+        """Remove what a finished run no longer needs (its checkpoint, half-written files). A process killed
+        between writing run.json and this left them, and maybe the tables unexported: export again then."""
+        d = self.run_dir(digest)
+        leftovers = [d / "checkpoint.pt", *d.glob(".*.tmp")]
+        if any(p.exists() for p in leftovers):
+            self.export()
+            for p in leftovers:
+                p.unlink(missing_ok=True)
 
     def weights(self, digest: str) -> dict:
         """The final weights a run kept (`keep_weights=True`)."""
@@ -60,7 +119,7 @@ class ResultsStore:
         return torch.load(path, map_location="cpu", weights_only=True)
 
     def rows(self) -> list[dict]:
-        return [read_row(p) for p in sorted(self.root.glob("runs/*/run.json"))]
+        return [read_row(p) for p in finished_files(self.root)]
 
     def runs(self) -> pd.DataFrame:
         """One row per finished run: config fields, metrics and environment (prefixed env.) side by side."""
@@ -72,28 +131,44 @@ class ResultsStore:
     def history(self) -> pd.DataFrame:
         """Per-epoch history of every finished run, with its digest."""
         parts = [pd.read_csv(p.parent / "history.csv").assign(digest=p.parent.name)
-                 for p in sorted(self.root.glob("runs/*/run.json"))]
+                 for p in finished_files(self.root)]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
     def export(self) -> None:
-        files.write_text(self.root / "runs.csv", self.runs().to_csv(index=False))
-        files.write_text(self.root / "history.csv", self.history().to_csv(index=False))
+        """Rebuild the tables from the run folders. One process at a time: so any temporary table file found while
+        holding the lock was left by a killed process."""
+        with FileLock(self.root / ".export.lock"):
+            remove_temporary(self.root)
+            files.write_text(self.root / "runs.csv", self.runs().to_csv(index=False))
+            files.write_text(self.root / "history.csv", self.history().to_csv(index=False))
 
     def merge(self, other: str | Path) -> list[str]:
         """Copy in the finished runs of another store; a run already here is left as it is, so merging twice
         changes nothing. Returns the digests copied."""
         copied = []
-        for run_json in sorted(Path(other).glob("runs/*/run.json")):
+        for run_json in finished_files(Path(other)):
             src = run_json.parent
             if self.finished(src.name) is not None:
                 continue
             dst = self.run_dir(src.name)
             tmp = dst.with_name(f".{src.name}.merging")
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("checkpoint.pt"))
-            shutil.rmtree(dst, ignore_errors=True)  # an unfinished local attempt of the same run
-            tmp.rename(dst)
+            with self.lock(src.name):  # refuses while a local process trains the same run
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(*NOT_MERGED))
+                shutil.rmtree(dst)  # an unfinished local attempt of the same run
+                tmp.rename(dst)
             copied.append(src.name)
         if copied:
             self.export()
         return copied
+
+
+def remove_temporary(folder: Path) -> None:
+    """Half-written files of a process killed while saving (atomic writes never leave anything else)."""
+    for tmp in folder.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def finished_files(root: Path) -> list[Path]:
+    """The run.json of every finished run (not of a half-merged `.<digest>.merging` copy)."""
+    return [p for p in sorted(root.glob("runs/*/run.json")) if not p.parent.name.startswith(".")]

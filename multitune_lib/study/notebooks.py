@@ -15,6 +15,11 @@ def notebooks() -> list[Path]:
     return sorted((paths.project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def notebook_parameters() -> set[str]:
+    """The names the notebooks' tagged `parameters` cells define: all that `-p` may set."""
+    return set().union(*(pm.inspect_notebook(str(nb)) for nb in notebooks()))
+
+
 def run_notebooks(profile: str, parameters: dict, only=None) -> Path:
     """Execute the numbered notebooks in order; a failure stops the run and names the notebook and cell."""
     out = paths.executed_dir(profile)

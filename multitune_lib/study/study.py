@@ -39,8 +39,9 @@ class Study:
         self.data_root = Path(data_root) if data_root else paths.default_data_root()
         self.source = Path(source) if source else self.profile.source_path()
         self.device = device
-        self.seeds = self.profile.seeds if seeds is None else tuple([seeds] if isinstance(seeds, int) else seeds)
-        if not self.seeds or not all(isinstance(s, int) for s in self.seeds):
+        self.seeds = self.profile.seeds if seeds is None else tuple(seeds if isinstance(seeds, (list, tuple))
+                                                                    else [seeds])
+        if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds):
             raise ConfigError(f"seeds={seeds!r}: give an int or a list of ints, e.g. -p seeds [0,1]")
         self.results = Path(results) if results else paths.results_dir(self.profile.name)
         self.store = ResultsStore(self.results)

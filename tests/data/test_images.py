@@ -1,5 +1,9 @@
 """Decathlon images as uint8 tensors: decoding, the cache, few-shot loads and channel statistics."""
+import json
+import os
+import shutil
 import time
+import zipfile
 
 import pytest
 import torch
@@ -35,6 +39,79 @@ def test_cache_loads_unchanged_and_rebuilds_changed(toy_root, tmp_path, monkeypa
     victim.write_bytes(victim.read_bytes() + b"\0")
     data.load(toy_root, "toy", "train", cache=tmp_path / "c")
     assert len(calls) == 96
+
+
+def same_size_jpeg(original: bytes, grey: int) -> bytes:
+    """A flat grey JPEG padded with a comment segment to exactly len(original) bytes: same size, other pixels."""
+    flat = encode_jpeg(torch.full((3, 72, 90), grey, dtype=torch.uint8), quality=95).numpy().tobytes()
+    pad = len(original) - len(flat)
+    assert pad >= 4, "the flat image must be the smaller"
+    return flat[:2] + b"\xff\xfe" + (pad - 2).to_bytes(2, "big") + bytes(pad - 4) + flat[2:]
+
+
+def test_another_root_with_the_same_names_sizes_and_times_is_decoded_from_that_root(toy_root, tmp_path):
+    first = data.load(toy_root, "toy", "val", cache=tmp_path / "c")
+    other = shutil.copytree(toy_root, tmp_path / "elsewhere" / "decathlon-1.0")
+    for f in first.files:
+        (other / f).write_bytes(same_size_jpeg((toy_root / f).read_bytes(), 128))
+        st = (toy_root / f).stat()
+        os.utime(other / f, ns=(st.st_atime_ns, st.st_mtime_ns))  # only the root tells them apart
+    assert data.open_source(other).fingerprint(first.files[0]) == data.open_source(toy_root).fingerprint(
+        first.files[0])
+    second = data.load(other, "toy", "val", cache=tmp_path / "c")
+    assert second.files == first.files and (second.images.float() - 128).abs().max() < 3
+    assert (first.images.float() - 128).abs().max() > 50
+
+
+def test_a_file_rewritten_in_place_with_the_same_size_is_decoded_again(toy_root, tmp_path):
+    first = data.load(toy_root, "toy", "val", cache=tmp_path / "c")
+    victim = toy_root / first.files[5]
+    time.sleep(0.02)  # so that the mtime moves even on a coarse clock
+    victim.write_bytes(same_size_jpeg(victim.read_bytes(), 128))
+    again = data.load(toy_root, "toy", "val", cache=tmp_path / "c")
+    assert (again.images[5].float() - 128).abs().max() < 3
+    assert torch.equal(again.images[:5], first.images[:5]) and torch.equal(again.images[6:], first.images[6:])
+
+
+def test_a_pack_rewritten_with_a_member_of_the_same_size_is_decoded_again(toy_root, tmp_path):
+    names = data.annotations(toy_root, "toy", "val")["file_name"].tolist()
+    pack = tmp_path / "toy.zip"
+
+    def write_pack(replace=None):
+        with zipfile.ZipFile(pack, "w") as z:
+            z.write(toy_root / "annotations" / "toy_train.json", "annotations/toy_train.json")
+            z.write(toy_root / "annotations" / "toy_val.json", "annotations/toy_val.json")
+            for f in names:
+                jpeg = (toy_root / f).read_bytes()
+                z.writestr(f, same_size_jpeg(jpeg, 128) if f == replace else jpeg)
+
+    write_pack()
+    first = data.load(pack, "toy", "val", cache=tmp_path / "c")
+    write_pack(replace=names[0])
+    again = data.load(pack, "toy", "val", cache=tmp_path / "c")
+    assert (again.images[0].float() - 128).abs().max() < 3 and (first.images[0].float() - 128).abs().max() > 50
+
+
+def test_allow_fewer_reaches_the_selection_and_min_per_class_the_split(toy_root, tmp_path):
+    with pytest.raises(DataError, match=r"toy train \(annotations/toy_train.json in .*\): 4 of the 4 kept classes "
+                                        r"have fewer than the 20 .*has 12\)"):
+        data.load(toy_root, "toy", "train", images_per_class=20, cache=tmp_path)
+    split = data.load(toy_root, "toy", "train", images_per_class=20, cache=tmp_path, allow_fewer=True)
+    assert len(split) == 48 and split.min_per_class == 12
+    assert split.to("cpu").min_per_class == 12 and split.for_crop(32).min_per_class == 12
+    assert data.load(toy_root, "toy", "train", images_per_class=5, cache=tmp_path).min_per_class == 5
+    assert data.Split(split.images, split.labels, 4, split.files).min_per_class is None  # other constructors
+
+
+def test_a_split_without_images_of_a_kept_class_names_the_class_and_the_split(toy_root, tmp_path):
+    path = toy_root / "annotations" / "toy_val.json"
+    ann = json.loads(path.read_text())
+    ann["annotations"] = [a for a in ann["annotations"] if a["category_id"] != 502]  # class 3
+    ann["images"] = [i for i in ann["images"] if i["id"] in {a["image_id"] for a in ann["annotations"]}]
+    path.write_text(json.dumps(ann))
+    with pytest.raises(DataError, match=r"toy val \(annotations/toy_val.json in .*\): class 3 'class2' has no "
+                                        r"images \(1 of the 4 kept classes"):
+        data.load(toy_root, "toy", "val", cache=tmp_path / "c", allow_fewer=True)
 
 
 def test_decodes_only_the_images_a_run_needs(toy_root, tmp_path, monkeypatch):

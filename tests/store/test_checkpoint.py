@@ -9,6 +9,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 from multitune_lib.backbones.resnet26 import resnet26
@@ -113,8 +114,10 @@ FAKE_MODULES = {
 }
 
 
-def write_official(path, *, stem=32, blocks=4, adapters=False, dataparallel=False):
-    """Save `{'net': model}` as the release did (legacy format, protocol 2); return the (unwrapped) model."""
+def write_official(path, *, stem=32, blocks=4, adapters=False, dataparallel=False, payload=None):
+    """Save `{'net': model}` as the release did (legacy format, protocol 2); return the (unwrapped) model.
+
+    `payload`, an attribute of the saved object, lets the safety tests plant a malicious object in it."""
     torch.manual_seed(0)
     net = ResNet(stem, blocks, adapters).eval()
     with torch.no_grad():
@@ -128,6 +131,8 @@ def write_official(path, *, stem=32, blocks=4, adapters=False, dataparallel=Fals
                 if adapters:  # PyTorch 0.3 BNs have no counter
                     del m._buffers["num_batches_tracked"]
     obj = nn.DataParallel(copy.deepcopy(net)) if dataparallel else net
+    if payload is not None:  # after the deepcopy, which would reduce (run) it
+        obj.payload = payload
     sys.modules.update(FAKE_MODULES)
     try:
         with warnings.catch_warnings():
@@ -266,3 +271,15 @@ def test_backbone_load_source_reports_missing_unexpected_and_shapes():
     msg = str(err.value)
     assert "missing: bn1.running_var" in msg and "unexpected: extra.weight" in msg
     assert "conv1.weight (48, 3, 3, 3) vs model (32, 3, 3, 3)" in msg
+
+
+def test_backbone_load_source_of_a_foreign_network_is_one_short_line(tmp_path):
+    path = tmp_path / "resnet18.pt"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    state, _ = load_source(path)
+    with pytest.raises(CheckpointError) as err:
+        resnet26(10).load_source(state)
+    msg = str(err.value)
+    assert len(msg) < 600 and "\n" not in msg and "does not fit ResNet26" in msg
+    assert "149 missing: blocks.0.conv1.weight" in msg and "... and 145 more" in msg
+    assert "114 unexpected: layer1.0.conv1.weight" in msg and "5 with another shape: conv1.weight" in msg

@@ -1,5 +1,7 @@
 """Atomic writes and digests."""
 import hashlib
+import os
+import stat
 
 import pytest
 import torch
@@ -25,3 +27,16 @@ def test_torch_save_and_sha256(tmp_path):
     data = bytes(range(256)) * 5000  # over one read chunk
     (tmp_path / "b.bin").write_bytes(data)
     assert sha256(tmp_path / "b.bin") == hashlib.sha256(data).hexdigest()
+
+
+def test_atomic_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+        torch_save({"x": 1}, tmp_path / "b.pt")
+        os.umask(0o077)
+        write_text(tmp_path / "c.txt", "x")
+    finally:
+        os.umask(old)
+    mode = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert mode == {"a.txt": 0o644, "b.pt": 0o644, "c.txt": 0o600}

@@ -1,5 +1,6 @@
 """The results store: one folder per run named by its config hash, tables of all finished runs, merging."""
 import json
+import pathlib
 
 import pandas as pd
 import pytest
@@ -8,6 +9,7 @@ import torch
 from multitune_lib import paths
 from multitune_lib.core.config import RunConfig
 from multitune_lib.core.fit import fit
+from multitune_lib.errors import CheckpointError, RunBusy
 from multitune_lib.store.results import ResultsStore, read_row
 
 ENV = {"device": "cpu", "device_name": "test", "torch": "x"}
@@ -95,3 +97,47 @@ def test_the_committed_store_reads_in_todays_field_names():
     assert len(runs) == 12 and "shots" not in runs.columns
     assert sorted(runs["images_per_class"].unique().tolist()) == [5, 10, 15]
     assert all(RunConfig.from_dict(r["config"]).digest() == r["digest"] for r in store.rows())
+
+
+def test_a_half_written_file_left_by_a_kill_is_removed_and_never_merged(tmp_path):
+    there, here = ResultsStore(tmp_path / "there"), ResultsStore(tmp_path / "here")
+    a, b = RunConfig("finetune", "toy", seed=0), RunConfig("finetune", "toy", seed=1)
+    there.finish(fake_row(a), fake_history())
+    stale = there.run_dir(a.digest()) / ".checkpoint.pt.1a2b3c4d.tmp"  # a kill during the save of a checkpoint
+    stale.write_bytes(b"half")
+    (there.run_dir(a.digest()) / ".lock").write_text("")
+    assert here.merge(there.root) == [a.digest()]
+    assert sorted(p.name for p in here.run_dir(a.digest()).iterdir()) == ["history.csv", "run.json"]
+    there.save_checkpoint(b.digest(), {"epoch": 1})
+    (there.run_dir(b.digest()) / ".checkpoint.pt.5e6f7a8b.tmp").write_bytes(b"half")
+    there.finish(fake_row(b), fake_history())  # the run ends: its folder holds no temporary or resumable state
+    assert sorted(p.name for p in there.run_dir(b.digest()).iterdir()) == ["history.csv", "run.json"]
+
+
+def test_a_run_being_trained_here_is_not_replaced_by_a_merge(tmp_path):
+    there, here = ResultsStore(tmp_path / "there"), ResultsStore(tmp_path / "here")
+    a = RunConfig("finetune", "toy")
+    there.finish(fake_row(a), fake_history())
+    with here.lock(a.digest()), pytest.raises(RunBusy, match="training in another process"):
+        here.merge(there.root)
+    assert here.finished(a.digest()) is None and here.merge(there.root) == [a.digest()]
+
+
+def test_a_resumable_checkpoint_loads_without_running_code(tmp_path):
+    marker = tmp_path / "ran"
+    store, cfg = ResultsStore(tmp_path / "store"), RunConfig("finetune", "toy")
+    store.run_dir(cfg.digest()).mkdir(parents=True)
+    torch.save({"history": [], "evil": Evil(marker)}, store.run_dir(cfg.digest()) / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match=r"checkpoint.pt cannot be loaded as a resumable state.*delete it"):
+        store.load_checkpoint(cfg.digest())
+    assert not marker.exists()
+
+
+class Evil:
+    """Unpickling this would create `marker`: what a planted pickle could do with os.system."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.marker,)

@@ -1,4 +1,5 @@
 """The command line: one entry point, user errors as one line and exit status 2."""
+import os
 import subprocess
 import sys
 import tarfile
@@ -99,3 +100,58 @@ def test_study_train_only_runs_the_compared_methods_on_every_row(toy_root, tmp_p
     assert sorted(zip(rows["method"], rows["seed"])) == [("multitune", 0), ("multitune", 1), ("spottune", 0),
                                                          ("spottune", 1)]
     assert (rows["images_per_class"] == 1).all() and "MultiTune" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-p", "lr", "-1"], "-p lr: the notebooks take no such parameter; they take data_root, device"),
+    (["--profile", "smoke", "-p", "profile", "offline-cpu", "--only", "04"], "-p profile contradicts --profile"),
+    (["-p", "seeds", "1.5"], "seeds=1.5: give an int or a list of ints"),
+    (["--profile", "nosuch"], "unknown profile 'nosuch'"),
+])
+def test_study_refuses_what_the_notebooks_would_not_take_before_running_any(argv, message, monkeypatch, capsys):
+    monkeypatch.setattr(cli_module, "run_notebooks", lambda *a: pytest.fail("a notebook ran"))
+    assert cli_module.main(["study", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_study_takes_the_profile_from_p_when_no_profile_option_names_one(monkeypatch, tmp_path, capsys):
+    ran = []
+    monkeypatch.setattr(cli_module, "run_notebooks", lambda profile, params, only: ran.append(profile) or tmp_path)
+    assert cli_module.main(["study", "-p", "profile", "offline-cpu", "--only", "00"]) == 0
+    assert ran == ["offline-cpu"]
+
+
+def test_study_prints_only_the_paths_it_wrote(monkeypatch, tmp_path, capsys):
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "old.png").write_text("from an earlier run")
+    os.utime(figures / "old.png", (0, 0))
+    monkeypatch.setenv("MULTITUNE_FIGURES", str(figures))
+
+    def notebooks_write_one(profile, params, only):
+        (figures / "table3.md").write_text("new")
+        return tmp_path / "executed"
+
+    monkeypatch.setattr(cli_module, "run_notebooks", notebooks_write_one)
+    assert cli_module.main(["study", "--profile", "smoke", "--only", "04"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {figures / 'table3.md'}" in out and "old.png" not in out and "fig2" not in out
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated"])
+def test_merging_a_bad_tarball_is_one_error_line(kind, tmp_path, capsys):
+    store = ResultsStore(tmp_path / "gpu")
+    cfg = RunConfig("feature", "toy", epochs=1)
+    store.finish({"digest": cfg.digest(), "config": cfg.to_dict(), "metrics": {}, "env": {}, "source": None,
+                  "tags": {}, "finished_at": "x"}, [{"epoch": 1}])
+    (store.root / "padding.bin").write_bytes(os.urandom(200_000))
+    with tarfile.open(tmp_path / "gpu.tgz", "w:gz") as tar:
+        tar.add(store.root, arcname="offline")
+    data = (tmp_path / "gpu.tgz").read_bytes()
+    bad = tmp_path / "bad.tgz"
+    bad.write_bytes(os.urandom(5000) if kind == "garbage" else data[: len(data) // 2])
+    assert cli_module.main(["results", "merge", str(bad), "--into", str(tmp_path / "local")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad} is not a readable tarball") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "local" / "runs.csv").exists()
