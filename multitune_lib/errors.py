@@ -1,6 +1,12 @@
 """Errors a user can act on: each names the file or value at fault and says how to fix it."""
 
 
+def one_line(e: BaseException) -> str:
+    """An exception in one line, for a message of ours: library messages (torch's, tarfile's) run to paragraphs."""
+    line = next(iter(str(e).splitlines()), "")
+    return f"{type(e).__name__}: {line}" if line else type(e).__name__
+
+
 class MultiTuneError(Exception):
     """Base class: the CLI prints these without a traceback."""
 

@@ -21,7 +21,7 @@ from torch import nn
 from torch.serialization import SourceChangeWarning
 
 from ..backbones.resnet26 import resnet26
-from ..errors import CheckpointError
+from ..errors import CheckpointError, one_line
 from .files import torch_save
 
 SOURCE_FORMAT = "multitune-source/1"
@@ -142,12 +142,6 @@ def _is_zip(path: Path) -> bool:
         return f.read(4) == b"PK\x03\x04"
 
 
-def _why(e: Exception) -> str:
-    """The exception in one line: torch's messages run to paragraphs."""
-    line = next(iter(str(e).splitlines()), "")
-    return f"{type(e).__name__}: {line}" if line else type(e).__name__
-
-
 def load_official_t7(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """State dict for `resnet26` (without `fc`) from the official Python 2 / PyTorch 0.3 pickle of the model."""
     path = _existing(path)
@@ -163,7 +157,7 @@ def load_official_t7(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is not the official {OFFICIAL_NAME}: {e}, which that file never does; "
                               "unpickling stopped there and nothing from the file was run") from e
     except Exception as e:
-        raise CheckpointError(f"{path} cannot be unpickled ({_why(e)}); {EXPECTED}") from e
+        raise CheckpointError(f"{path} cannot be unpickled ({one_line(e)}); {EXPECTED}") from e
     net = ckpt.get("net") if isinstance(ckpt, dict) else None
     if not isinstance(net, nn.Module):
         raise CheckpointError(f"{path} has no 'net' entry holding a model; {EXPECTED}")
@@ -228,7 +222,7 @@ def load_source(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]
         raise CheckpointError(f"{path} holds more than tensors and plain data{needs}: it was refused and nothing "
                               f"from it was run; {SOURCES}") from e
     except Exception as e:
-        raise CheckpointError(f"{path} cannot be unpickled ({_why(e)}); {SOURCES}") from e
+        raise CheckpointError(f"{path} cannot be unpickled ({one_line(e)}); {SOURCES}") from e
     if is_state_dict(ckpt):  # a plain state dict, such as the efficientnet_lite0 ImageNet weights
         return {k: v.float() if v.is_floating_point() else v for k, v in ckpt.items()}, \
             {"origin": "state-dict", "path": str(path)}

@@ -24,7 +24,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from ..core.config import upgrade
-from ..errors import CheckpointError, ConfigError, RunBusy
+from ..errors import CheckpointError, ConfigError, RunBusy, one_line
 from . import files
 
 NOT_MERGED = ("checkpoint.pt", ".lock", "*.tmp")  # one machine's resumable state, locks and half-written files
@@ -88,9 +88,8 @@ class ResultsStore:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # refused globals, truncation, garbage: never a bug of ours to trace
-            raise CheckpointError(f"{path} cannot be loaded as a resumable state ({type(e).__name__}: "
-                                  f"{str(e).splitlines()[0] if str(e) else ''}): delete it to train the run afresh") \
-                from None
+            raise CheckpointError(f"{path} cannot be loaded as a resumable state ({one_line(e)}): delete it to train "
+                                  "the run afresh") from None
 
     def finish(self, row: dict, history: list[dict], weights: dict | None = None) -> None:
         d = self.run_dir(row["digest"])

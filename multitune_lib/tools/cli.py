@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import paths
 from ..backbones import source_path
 from ..core.fit import fit
-from ..errors import ConfigError, MultiTuneError
+from ..errors import ConfigError, MultiTuneError, one_line
 from ..store.results import ResultsStore
 from ..study import Study, profiles
 from ..study.notebooks import keep_checked_outputs, notebook_parameters, run_notebooks
@@ -121,9 +121,8 @@ def unpacked_store(tarball: Path, into: Path) -> Path:
         with tarfile.open(tarball) as tar:
             tar.extractall(into, filter="data")
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise MultiTuneError(f"{tarball} is not a readable tarball of a results store ({reason}): copy it again, or "
-                             "make it with `tar czf store.tar.gz -C results <profile>`") from None
+        raise MultiTuneError(f"{tarball} is not a readable tarball of a results store ({one_line(e)}): copy it "
+                             "again, or make it with `tar czf store.tar.gz -C results <profile>`") from None
     found = sorted(into.glob("**/runs/*/run.json"))
     return found[0].parent.parent.parent if found else into
 
