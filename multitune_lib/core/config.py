@@ -20,7 +20,23 @@ DEFAULT_WEIGHT_DECAY = 5e-4
 # The run hash keeps the names and fields of the first store format, so every stored digest stays valid:
 # renamed fields are hashed under their old name, and fields added since are left out while at their default.
 HASHED_AS = {"images_per_class": "shots"}
-ADDED_SINCE = {"backbone": "resnet26", "input_size": None, "curve_val_images": None, "allow_fewer": False}
+ADDED_SINCE = {"backbone": ("resnet26",), "input_size": (None,), "curve_val_images": (None,), "allow_fewer": (False,),
+               "protocol": ("paper",), "augment": (None, "crop_flip"), "draw": (None, "seeded"),
+               "trunk": (None, "two"), "lr_b": (None, "kept"), "lr_steps": (None, "all"),
+               "l2sp_scope": (None, "reinit_new")}  # reinit_new: how every MultiTune run before the switch trained
+BATCH_SIZE = 128  # SpotTune's code; the paper gives none
+
+# Where the paper and the authors' released code differ, one field each: its values, the paper's first. The README's
+# "Paper and released code" quotes the sentence each paper value follows (or says the paper is silent).
+SWITCHES = {
+    "l2sp_scope": ("eq2", "reinit_new", "released"),  # MultiTune's L2-SP terms
+    "augment": ("crop_flip", "flip_both", "none"),  # training (and evaluation) augmentation
+    "trunk": ("two", "shared"),  # MultiTune: two whole networks, or one trunk with two last blocks
+    "lr_b": ("kept", "lost"),  # MultiTune setting B's lower lr on its re-initialised block
+    "lr_steps": ("all", "first"),  # lr x gamma at every milestone, or (SpotTune's code) at the first only
+    "draw": ("seeded", "first_n"),  # few-shot images: a seeded draw (val whole), or the first N files of train and val
+}
+PROTOCOLS = ("paper", "released")
 
 # Every number a config holds, checked where the config is made, before any data loads.
 INTEGERS = {"epochs": 1, "batch_size": 1, "eval_every": 1, "seed": 0, "images_per_class": 1, "input_size": 16,
@@ -34,9 +50,18 @@ NUMBERS = {  # (low, high, low allowed, high allowed)
 
 
 def upgrade(d: dict) -> dict:
-    """A stored config dict with today's field names (stores written before a rename hold the old ones)."""
+    """A stored config dict with today's field names (stores written before a rename hold the old ones), and the
+    L2-SP scope every MultiTune run stored before that switch existed trained with."""
     renamed = {old: new for new, old in HASHED_AS.items()}
-    return {renamed.get(k, k): v for k, v in d.items()}
+    d = {renamed.get(k, k): v for k, v in d.items()}
+    if d.get("method") == "multitune" and "l2sp_scope" not in d:
+        d["l2sp_scope"] = "reinit_new"
+    return d
+
+
+def _check_choice(name: str, value, valid) -> None:
+    if value is not None and value not in valid:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, valid))}; got {value!r}")
 
 
 def _check_integer(name: str, value, lowest: int) -> None:
@@ -107,8 +132,26 @@ class RunConfig:
     classes: tuple[int, ...] | None = setting(None, "1-based class ids to keep, e.g. '51-100', or 'all'",
                                               metavar="IDS", text=True)
     seed: int = setting(0, "seed for the few-shot draw, initialisation and augmentation")
+    protocol: str = setting("paper", "whose protocol the switches left unset follow: the paper's text, or the "
+                            "authors' released code (README: 'Paper and released code')", choices=lambda: PROTOCOLS)
+    l2sp_scope: str | None = setting(None, "MultiTune L2-SP: eq2 (paper Eq. 2: alpha pulls every layer but the last "
+                                     "towards its start, beta the last layer), reinit_new (re-initialised blocks "
+                                     "in the beta term too), released (the code's: alpha term 0)",
+                                     choices=lambda: SWITCHES["l2sp_scope"])
+    augment: str | None = setting(None, "crop_flip (random crop and flip; paper silent), flip_both (MultiTune's "
+                                  "code: flip at training and evaluation, whole image), none (SpotTune's code)",
+                                  choices=lambda: SWITCHES["augment"])
+    trunk: str | None = setting(None, "MultiTune: two whole networks (paper) or one shared trunk with two last "
+                                "blocks (released code)", choices=lambda: SWITCHES["trunk"])
+    lr_b: str | None = setting(None, "MultiTune: setting B's lr_last kept (paper) or lost to one lr for every group "
+                               "(released code)", choices=lambda: SWITCHES["lr_b"])
+    lr_steps: str | None = setting(None, "lr x gamma at all milestones, or the first only (SpotTune's code)",
+                                   choices=lambda: SWITCHES["lr_steps"])
+    draw: str | None = setting(None, "few-shot images: seeded (a seeded draw per class, val whole) or first_n (the "
+                               "first N files per class of train and of val: released code)",
+                               choices=lambda: SWITCHES["draw"])
     epochs: int = setting(110, "training epochs (paper: 110)")
-    batch_size: int = setting(128, "training batch size (paper: 128)")
+    batch_size: int | None = setting(None, f"training batch size (paper: silent; {BATCH_SIZE}; MultiTune's code: 120)")
     lr: float | None = setting(None, "learning rate (paper: 0.1)")
     lr_last: float | None = setting(None, "MultiTune setting B: lr of its re-initialised block (paper: 0.01)")
     policy_lr: float | None = setting(None, "SpotTune: policy network lr (paper: 0.01)")
@@ -132,7 +175,8 @@ class RunConfig:
     reinit: str = setting("block", "MultiTune: re-initialise the last block or the whole last stage",
                           choices=lambda: ["block", "stage"])
     temperature: float = setting(5.0, "SpotTune: Gumbel-softmax temperature (paper: 5)")
-    sample_eval: bool = setting(False, "SpotTune: sample the policy at evaluation, as the original code did")
+    sample_eval: bool | None = setting(None, "SpotTune: sample the policy at evaluation, as its code does (paper: "
+                                       "the argmax)")
     source_sha256: str | None = setting(None, "digest of the source checkpoint; None = from scratch", cli=False)
     extra: dict = field(default_factory=dict, metadata={"help": "free-form tags that are part of the identity",
                                                          "cli": False})
@@ -148,6 +192,13 @@ class RunConfig:
             _check_integer(name, getattr(self, name), lowest)
         for name, interval in NUMBERS.items():
             _check_number(name, getattr(self, name), *interval)
+        _check_choice("protocol", self.protocol, PROTOCOLS)
+        if self.protocol == "released" and not METHODS.get(self.method).released:
+            released = [m for m, spec in METHODS.items.items() if spec.released]
+            raise ConfigError(f"protocol released is the authors' code for {', '.join(released)}; {self.method} has "
+                              "no released code to follow: use protocol paper")
+        for name, valid in SWITCHES.items():
+            _check_choice(name, getattr(self, name), valid)
         if self.crop not in range(16, 65, 8):
             raise ConfigError(f"crop must be a multiple of 8 in [16, 64] px, got {self.crop!r}")
         if self.input_size is not None and self.input_size > 512:
@@ -160,8 +211,14 @@ class RunConfig:
 
     def resolved(self) -> "RunConfig":
         """Fill every None with the method's default, so the hash names the settings actually used."""
-        d = dict(METHODS.get(self.method).defaults)
+        method = METHODS.get(self.method)
+        d = dict(method.defaults) | (method.released if self.protocol == "released" else {})
+        d = {k: v for k, v in d.items() if v is not None}  # None (as `released` may say): the general default
         d.setdefault("weight_decay", 0.0 if self.dataset in NO_WEIGHT_DECAY else DEFAULT_WEIGHT_DECAY)
+        d.setdefault("batch_size", BATCH_SIZE)
+        d.setdefault("sample_eval", False)
+        for k in ("augment", "draw", "lr_steps"):  # the others mean something to one method, which names them
+            d.setdefault(k, SWITCHES[k][0])
         changes = {k: v for k, v in d.items() if getattr(self, k) is None}
         for k in ("alpha", "beta"):  # L2-SP is off unless the method or the user turns a term on
             if getattr(self, k) is None and d.get(k) is None:
@@ -184,13 +241,8 @@ class RunConfig:
             raise ConfigError(f"unknown config fields {sorted(unknown)}; known: {sorted(known)}")
         return cls(**d)
 
-    @classmethod
-    def default(cls, name: str):
-        """A field's default, for code that needs one without a config (the benchmark's batch size)."""
-        return cls.__dataclass_fields__[name].default
-
     def digest(self) -> str:
         """The run's identity: a hash of the resolved settings."""
         d = self.resolved().to_dict()
-        d = {HASHED_AS.get(k, k): v for k, v in d.items() if not (k in ADDED_SINCE and ADDED_SINCE[k] == v)}
+        d = {HASHED_AS.get(k, k): v for k, v in d.items() if not (k in ADDED_SINCE and v in ADDED_SINCE[k])}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -34,11 +34,15 @@ def with_source(cfg: RunConfig, source: str | Path | None) -> RunConfig:
 
 
 def load_splits(cfg: RunConfig, data_root=None, cache=None, image_source=None) -> tuple[data.Split, data.Split]:
-    """The run's train split (its few-shot draw) and the whole val split of its classes."""
+    """The run's train split (its few-shot draw) and the whole val split of its classes; with draw first_n (the
+    released code) the first N files per class of each split."""
     root = data_root or paths.default_data_root()
+    cfg = cfg.resolved()
     train = data.load(root, cfg.dataset, "train", cfg.images_per_class, cfg.classes, cfg.seed, cache, image_source,
-                      allow_fewer=cfg.allow_fewer)
-    val = data.load(root, cfg.dataset, "val", None, cfg.classes, cfg.seed, cache, image_source)
+                      allow_fewer=cfg.allow_fewer, draw=cfg.draw)
+    val_n = cfg.images_per_class if cfg.draw == "first_n" else None
+    val = data.load(root, cfg.dataset, "val", val_n, cfg.classes, cfg.seed, cache, image_source,
+                    allow_fewer=cfg.allow_fewer, draw=cfg.draw)
     return train, val
 
 

@@ -33,6 +33,7 @@ class Method:
     label: str  # as in tables and figures
     build: Callable[[RunConfig, BackboneFactory, int], Built]  # (resolved config, backbone factory, classes)
     defaults: dict = field(default_factory=dict)  # the paper's settings; RunConfig's None fields take these
+    released: dict = field(default_factory=dict)  # what the authors' released code does instead (protocol released)
     colour: str = "tab:gray"  # in figures
     compared: bool = False  # one of the methods Table 3 and Fig. 2 compare (the paper's SpotTune and MultiTune)
     from_source: bool = True  # False: trains from random initialisation and refuses a source checkpoint
@@ -66,5 +67,7 @@ def build(cfg: RunConfig, make_backbone: BackboneFactory, num_classes: int, devi
     cfg = cfg.resolved()
     built = METHODS.get(cfg.method).build(cfg, make_backbone, num_classes)
     built.model.to(device, memory_format=torch.channels_last)
-    reg = L2SP.for_model(built.model, built.new, cfg.alpha, cfg.beta) if (cfg.alpha or cfg.beta) else None
+    # the released code's starting point aliases the live weights, so its alpha term is always 0
+    alpha = 0.0 if cfg.l2sp_scope == "released" else cfg.alpha
+    reg = L2SP.for_model(built.model, built.new, alpha, cfg.beta) if (alpha or cfg.beta) else None
     return built, reg

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import env
-from ..data import Normalise, RandomCropFlip, Split, normalisation
+from ..data import Normalise, Split, augmentation, normalisation
 from ..errors import ConfigError, TrainingDiverged
 from .backbone import create_backbone
 from .config import RunConfig
@@ -22,17 +22,17 @@ from .method import build
 from .registry import METHODS
 
 EVAL_BATCH = 500
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def precision_for(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype: bf16 on CUDA and on CPUs with native bf16, fp32 (None) otherwise or when asked."""
-    if precision == "fp32":
+    """The autocast dtype: bf16 on CUDA and on CPUs with native bf16, fp32 (None) otherwise or when asked. Anything
+    else (fp16 among them: its gradients would need loss scaling) is an error, never a silent bf16."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda" and not env.cpu_has_bf16()):
         return None
-    if precision == "bf16" or device.type == "cuda" or env.cpu_has_bf16():
-        return torch.bfloat16
-    if precision == "auto":
-        return None
-    raise ConfigError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    return torch.bfloat16
 
 
 def sync(device: torch.device) -> None:
@@ -47,7 +47,7 @@ class Trainer:
         self.method = METHODS.get(cfg.method)
         self.device = device = env.pick_device(device)
         self.train, self.val = train.to(device).for_crop(cfg.crop), val.to(device).for_crop(cfg.crop)
-        self.augment = RandomCropFlip(cfg.crop)
+        self.augment, self.eval_flip = augmentation(cfg.augment, cfg.crop, self.val.images.shape[-1])
         torch.manual_seed(cfg.seed)
         built, self.reg = build(cfg, self.backbone_factory(source_state), train.num_classes, device)
         self.model = built.model
@@ -55,8 +55,10 @@ class Trainer:
         self.curve_val = self.sample(self.val, cfg.curve_val_images)
         self.step_model = torch.compile(self.model) if compile else self.model
         self.opt = torch.optim.SGD(built.groups, lr=cfg.lr, momentum=cfg.momentum, fused=device.type == "cuda")
-        self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, list(cfg.milestones), cfg.gamma)
+        milestones = list(cfg.milestones)[:1] if cfg.lr_steps == "first" else list(cfg.milestones)
+        self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, milestones, cfg.gamma)
         self.gen = torch.Generator(device).manual_seed(cfg.seed)
+        self.eval_gen = torch.Generator(device).manual_seed(cfg.seed)  # evaluation flips leave training's draws alone
         self.dtype = precision_for(device, precision)
         self.history: list[dict] = []
         self.env = env.environment(device)  # read at the start: the code that trains is the commit checked out now
@@ -78,7 +80,8 @@ class Trainer:
         cfg, side = self.cfg, self.val.images.shape[-1]
         stats = self.mean_std or normalisation(cfg.dataset, train)
         eval_size = cfg.input_size and round(side * cfg.input_size / cfg.crop)
-        return Normalise(*stats, self.device, cfg.input_size), Normalise(*stats, self.device, eval_size)
+        train_size = cfg.input_size if self.augment.crop < side else eval_size  # whole images train at eval's size
+        return Normalise(*stats, self.device, train_size), Normalise(*stats, self.device, eval_size)
 
     @staticmethod
     def sample(split: Split, n: int | None) -> Split:
@@ -122,8 +125,9 @@ class Trainer:
         self.step_model.eval()
         correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
         for i in range(0, len(split), EVAL_BATCH):
+            x = split.images[i:i + EVAL_BATCH]
             with self.autocast():
-                out = self.step_model(self.norm_eval(split.images[i:i + EVAL_BATCH]))
+                out = self.step_model(self.norm_eval(self.eval_flip(x, self.eval_gen) if self.eval_flip else x))
             correct += (out.argmax(1) == split.labels[i:i + EVAL_BATCH]).sum()
         return correct.item() / max(len(split), 1)
 
@@ -151,7 +155,7 @@ class Trainer:
         return row
 
     def state_dict(self) -> dict:
-        rng = {"cpu": torch.get_rng_state(), "data": self.gen.get_state(),
+        rng = {"cpu": torch.get_rng_state(), "data": self.gen.get_state(), "eval": self.eval_gen.get_state(),
                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "l2sp": self.reg.state_dict() if self.reg else None,
@@ -165,6 +169,8 @@ class Trainer:
             self.reg.load_state_dict(state["l2sp"])
         torch.set_rng_state(state["rng"]["cpu"])
         self.gen.set_state(state["rng"]["data"])
+        if "eval" in state["rng"]:  # checkpoints written before evaluation could flip have none
+            self.eval_gen.set_state(state["rng"]["eval"])
         if self.device.type == "cuda" and state["rng"]["cuda"] is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.history = state["history"]

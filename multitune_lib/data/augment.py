@@ -24,18 +24,36 @@ class Normalise:
         return x.contiguous(memory_format=torch.channels_last)
 
 
-class RandomCropFlip:
-    """Per-image random `crop` x `crop` window and horizontal flip of a uint8 batch, seeded by `gen`."""
+def augmentation(kind: str, crop: int, side: int) -> tuple["RandomCropFlip", "RandomCropFlip | None"]:
+    """(training augmentation, evaluation flip or None) for the config's `augment`:
+    crop_flip: random crop and flip, the whole image at evaluation (SpotTune's Decathlon practice; the paper is silent);
+    flip_both: the whole image flipped at random in training and at evaluation (MultiTune's released code);
+    none: the whole image as it is (SpotTune's released code)."""
+    if kind == "crop_flip":
+        return RandomCropFlip(crop), None
+    if kind == "flip_both":
+        return RandomCropFlip(side), RandomCropFlip(side)
+    if kind == "none":
+        return RandomCropFlip(side, flip=False), None
+    raise ValueError(f"augment must be crop_flip, flip_both or none, got {kind!r}")
 
-    def __init__(self, crop: int = CROP):
-        self.crop = crop
+
+class RandomCropFlip:
+    """Per-image random `crop` x `crop` window and (with `flip`) horizontal flip of a uint8 batch, seeded by `gen`.
+    A crop the size of the image keeps it whole."""
+
+    def __init__(self, crop: int = CROP, flip: bool = True):
+        self.crop, self.flip = crop, flip
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         n, _, h, w = x.shape
         crop, dev = self.crop, x.device
+        if crop == h == w and not self.flip:
+            return x
         oy = torch.randint(0, h - crop + 1, (n, 1), generator=gen, device=dev)
         ox = torch.randint(0, w - crop + 1, (n, 1), generator=gen, device=dev)
         flip = torch.rand((n, 1), generator=gen, device=dev) < 0.5
+        flip &= self.flip
         r = torch.arange(crop, device=dev).view(1, crop)
         iy = oy + r
         ix = ox + torch.where(flip, crop - 1 - r, r)

@@ -46,8 +46,9 @@ def annotations(root: str | Path, name: str, split: str) -> pd.DataFrame:
 
 
 def select(df: pd.DataFrame, images_per_class: int | None = None, classes=None, seed: int = 0, *,
-           allow_fewer: bool = False, where: str = "") -> pd.DataFrame:
-    """Keep `classes` (1-based ids) and draw `images_per_class` images per class, stratified and seeded.
+           allow_fewer: bool = False, where: str = "", draw: str = "seeded") -> pd.DataFrame:
+    """Keep `classes` (1-based ids) and draw `images_per_class` images per class, stratified and seeded, or with
+    draw="first_n" the first files of each class by name, as the authors' released code lists them.
 
     Labels are renumbered 0..k-1 in class order when a subset is taken. A kept class without images is an error, and
     so is one with fewer than `images_per_class` unless `allow_fewer` (then all of its images are taken). The smallest
@@ -69,7 +70,8 @@ def select(df: pd.DataFrame, images_per_class: int | None = None, classes=None, 
     counts = df["label"].value_counts().reindex(range(len(ids)), fill_value=0)
     check_counts(counts, ids, df.attrs["class_names"], images_per_class, allow_fewer, where or "this split")
     if images_per_class is not None:
-        df = df.sample(frac=1.0, random_state=seed).groupby("label").head(images_per_class)
+        order = df.sort_values("file_name") if draw == "first_n" else df.sample(frac=1.0, random_state=seed)
+        df = order.groupby("label").head(images_per_class)
     df = df.sort_values("image_id").reset_index(drop=True)
     df.attrs["min_per_class"] = int(min(counts.clip(upper=images_per_class), default=0))
     return df

@@ -80,12 +80,13 @@ def decode(data: bytes, where: str) -> torch.Tensor:
 
 def load(root: str | Path, name: str, split: str, images_per_class: int | None = None, classes=None, seed: int = 0,
          cache: str | Path | None = None, source: ImageSource | PackSource | None = None, *,
-         allow_fewer: bool = False) -> Split:
+         allow_fewer: bool = False, draw: str = "seeded") -> Split:
     """Load one split (or its few-shot / class subset), decoding only the images it needs.
 
-    `allow_fewer` takes all the images of a class that has fewer than `images_per_class` (see `select`)."""
+    `allow_fewer` takes all the images of a class that has fewer than `images_per_class`, and `draw` picks them
+    seeded or as the first files by name (see `select`)."""
     source = source or open_source(root)
-    df = select(annotations(root, name, split), images_per_class, classes, seed, allow_fewer=allow_fewer,
+    df = select(annotations(root, name, split), images_per_class, classes, seed, allow_fewer=allow_fewer, draw=draw,
                 where=f"{name} {split} (annotations/{name}_{split}.json in {root})")
     names = df["file_name"].tolist()
     path = Path(cache or paths.cache_dir()) / f"{name}_{split}_{len(names)}_{cache_key(source, names)}.pt"
@@ -119,7 +120,8 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float],
         s2 += (x * x).sum((0, 2, 3))
     n = len(images) * images.shape[-1] * images.shape[-2]
     mean = s / n
-    return mean.tolist(), (s2 / n - mean * mean).sqrt().tolist()
+    # Rounding can take a constant channel's s2/n - mean^2 a hair below 0, and its square root to NaN.
+    return mean.tolist(), (s2 / n - mean * mean).clamp(min=0).sqrt().tolist()
 
 
 def normalisation(name: str, train: Split) -> tuple[list[float], list[float]]:

@@ -35,8 +35,37 @@ class MultiTune(nn.Module):
         return self.fc(torch.cat([self.eta * x1, (1 - self.eta) * x2], 1))
 
 
+class SharedTrunkMultiTune(nn.Module):
+    """The released code's MultiTune: one trunk (the blocks before the re-initialised ones), two re-initialised copies
+    of those blocks, and the final pooling (BN+ReLU and pool) shared by both branches, joined as in Eq. 1."""
+
+    def __init__(self, net: Backbone, branch_b: nn.ModuleList, num_classes: int, eta: float = 0.5):
+        super().__init__()
+        self.net, self.branch_b, self.eta = net, branch_b, eta
+        self.first = len(net.blocks) - len(branch_b)  # branch A is net.blocks[first:]
+        self.fc = nn.Linear(2 * net.num_features, num_classes)
+        net.reset_head(None)
+
+    def forward(self, x):
+        x = self.net.stem(x)
+        for block in self.net.blocks[:self.first]:
+            x = block(x)
+        x1 = x2 = x
+        for a, b in zip(self.net.blocks[self.first:], self.branch_b):
+            x1, x2 = a(x1), b(x2)
+        return self.fc(torch.cat([self.eta * self.net.pool(x1), (1 - self.eta) * self.net.pool(x2)], 1))
+
+
+def l2sp_new(cfg: RunConfig, reinitialised: list[str]) -> list[str]:
+    """Parameters in L2-SP's beta term: the last layer (Eq. 2: "the weights of the last layer"), and under the
+    reinit_new scope the re-initialised blocks too; every other weight is in the alpha term."""
+    return ["fc."] + (reinitialised if cfg.l2sp_scope == "reinit_new" else [])
+
+
 def build_multitune(cfg: RunConfig, make_backbone: BackboneFactory, num_classes: int) -> Built:
-    """Setting A: lr everywhere. Setting B: lr_last on its re-initialised block(s), lr elsewhere."""
+    """Setting A: lr everywhere. Setting B: lr_last on its re-initialised block(s), lr elsewhere (lr_b lost: lr)."""
+    if cfg.trunk == "shared":
+        return build_shared(cfg, make_backbone, num_classes)
     net_a, net_b = make_backbone(), make_backbone()
     new_a, new_b = reinit(net_a, cfg.reinit), reinit(net_b, cfg.reinit)
     model = MultiTune(net_a, net_b, num_classes, cfg.eta)
@@ -44,13 +73,35 @@ def build_multitune(cfg: RunConfig, make_backbone: BackboneFactory, num_classes:
     return Built(model, [
         group("a", net_a, cfg.lr, cfg.weight_decay),
         group("b", without(net_b.parameters(), last_b), cfg.lr, cfg.weight_decay),
-        group("b_last", last_b, cfg.lr_last, cfg.weight_decay),
+        group("b_last", last_b, lr_last(cfg), cfg.weight_decay),
         group("head", model.fc, cfg.lr, cfg.weight_decay),
-    ], ["fc."] + [f"net_a.{m}." for m in new_a] + [f"net_b.{m}." for m in new_b])
+    ], l2sp_new(cfg, [f"net_a.{m}." for m in new_a] + [f"net_b.{m}." for m in new_b]))
+
+
+def build_shared(cfg: RunConfig, make_backbone: BackboneFactory, num_classes: int) -> Built:
+    """One trunk whose re-initialised last block(s) are branch A, and a second re-initialised copy as branch B."""
+    net, twin = make_backbone(), make_backbone()
+    new_a, new_b = reinit(net, cfg.reinit), reinit(twin, cfg.reinit)
+    branch_b = nn.ModuleList(twin.blocks[int(m.split(".")[1])] for m in new_b)
+    model = SharedTrunkMultiTune(net, branch_b, num_classes, cfg.eta)
+    return Built(model, [
+        group("a", net, cfg.lr, cfg.weight_decay),
+        group("b_last", branch_b, lr_last(cfg), cfg.weight_decay),
+        group("head", model.fc, cfg.lr, cfg.weight_decay),
+    ], l2sp_new(cfg, [f"net.{m}." for m in new_a] + ["branch_b."]))
+
+
+def lr_last(cfg: RunConfig) -> float:
+    """Setting B's lr on its re-initialised block; the released code resets every group to one lr each epoch."""
+    return cfg.lr if cfg.lr_b == "lost" else cfg.lr_last
 
 
 register_method(Method(
     "multitune", "MultiTune", build_multitune,
-    dict(lr=0.1, lr_last=0.01, milestones=(20, 50, 80), weight_decay=0.0, alpha=0.01, beta=0.01),
+    dict(lr=0.1, lr_last=0.01, milestones=(20, 50, 80), weight_decay=0.0, alpha=0.01, beta=0.01, l2sp_scope="eq2",
+         trunk="two", lr_b="kept"),
+    # the released code: weight decay back to SpotTune's per dataset (None), batch 120, flips at evaluation too
+    released=dict(l2sp_scope="released", trunk="shared", lr_b="lost", weight_decay=None, batch_size=120,
+                  augment="flip_both", draw="first_n"),
     colour="tab:red", compared=True,
     about="two networks fine-tuned with different settings, their features joined by eta"))

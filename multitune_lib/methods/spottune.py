@@ -92,5 +92,7 @@ def block_usage(model: SpotTune) -> dict:
 register_method(Method(
     "spottune", "SpotTune", build_spottune,
     dict(lr=0.1, policy_lr=0.01, milestones=(40, 60, 80), policy_weight_decay=1e-3, alpha=None),
+    # SpotTune's code: lr steps at its first milestone only, no crop or flip, Gumbel samples at evaluation
+    released=dict(lr_steps="first", augment="none", sample_eval=True, draw="first_n"),
     colour="tab:blue", compared=True, metrics=block_usage,  # blue and red as in the paper's Fig. 2
     about="per image and block, a Gumbel-softmax policy picks the frozen or the fine-tuned block"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -24,10 +25,34 @@ def palette(methods: list[str] | None = None) -> dict[str, str]:
     return {m.label: m.colour for m in chosen}
 
 
-def ci95(values: pd.Series) -> float:
-    """Half-width of the 95% t-interval of the mean (NaN for fewer than two values)."""
-    n = values.count()
-    return float(stats.t.ppf(0.975, n - 1) * values.std() / math.sqrt(n)) if n > 1 else math.nan
+class MeanCI(NamedTuple):
+    mean: float
+    sd: float
+    half_width: float  # of the 95% Student-t interval of the mean
+    n: int
+
+
+def mean_ci(values) -> MeanCI:
+    """Mean over seeds, its sd and the half-width of its 95% Student-t interval, t(0.975, n - 1) x sd / sqrt(n);
+    missing values are left out, and fewer than two values give NaN sd and half-width. Every interval in Table 3,
+    the verdict and Fig. 2 comes from here: a paired comparison is this of the per-seed differences."""
+    v = pd.Series(values, dtype=float).dropna()
+    n = len(v)
+    if n < 2:  # one seed has no spread to make an interval from
+        return MeanCI(float(v.mean()) if n else math.nan, math.nan, math.nan, n)
+    sd = float(v.std())
+    return MeanCI(float(v.mean()), sd, float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)), n)
+
+
+def ci95(values) -> float:
+    """`mean_ci`'s half-width alone, for pandas aggregations."""
+    return mean_ci(values).half_width
+
+
+def t_interval(values) -> tuple[float, float]:
+    """`mean_ci` as seaborn's `errorbar=` wants it: the interval's (low, high)."""
+    m = mean_ci(values)
+    return m.mean - m.half_width, m.mean + m.half_width
 
 
 def paper_table3() -> pd.DataFrame:
@@ -53,51 +78,69 @@ def _names(names: pd.Series) -> str:
     return ", ".join(sorted(set(names.dropna())))
 
 
+# Table 3's two measures: the run metric each reads. The paper reports the best of its 110 epochs.
+MEASURES = {"final": "final_val_acc", "best": "best_val_acc"}
+
+
+def seed_stats(measure: str) -> dict:
+    """Named aggregations of one measure (in %) over seeds: mean, sd and 95% t half-width."""
+    return {f"ours_{measure}_pct": (measure, "mean"), f"ours_{measure}_sd_pct": (measure, "std"),
+            f"ours_{measure}_ci95_pct": (measure, ci95)}
+
+
 def table3(study: Study) -> pd.DataFrame:
-    """Validation accuracy (%, final epoch; best epoch beside it) and total training minutes per method, dataset
-    and images per class, averaged over seeds (with their standard deviation), with the paper's numbers and our
-    difference from them."""
+    """Validation accuracy (%) at the final and at the best epoch, each with its mean, sd and 95% t half-width over
+    seeds, and total training minutes, per method, dataset and images per class; with the paper's numbers (best
+    epoch) and our best epoch's difference from them."""
     runs = study.runs()
     runs = runs[runs["method"].isin(study.methods) & runs["main"]]
-    ours = (runs.assign(acc=runs["final_val_acc"] * 100, best=runs["best_val_acc"] * 100)
+    ours = (runs.assign(**{m: runs[metric] * 100 for m, metric in MEASURES.items()})
                 .groupby(["dataset", "dataset_label", "images_per_class", "method_label"], as_index=False,
                          dropna=False)
-                .agg(ours_val_acc_pct=("acc", "mean"), ours_val_acc_sd_pct=("acc", "std"),
-                     ours_ci95_pct=("acc", ci95),
-                     ours_best_val_acc_pct=("best", "mean"),
+                .agg(**seed_stats("final"), **seed_stats("best"),
                      ours_minutes=("train_minutes", "mean"), seeds=("seed", "nunique"), epochs=("epochs", "max"),
                      device=("env.device_name", _names), precision=("precision", _names)))
-    paper = paper_table3().rename(columns={"method": "method_label", "val_accuracy_pct": "paper_val_acc_pct",
+    paper = paper_table3().rename(columns={"method": "method_label", "val_accuracy_pct": "paper_best_pct",
                                            "total_minutes": "paper_minutes"})
     t = ours.merge(paper, on=["dataset", "images_per_class", "method_label"], how="left")
-    # A difference means something only where our data and source are the paper's.
+    # A difference means something only where our data and source are the paper's; best epoch against best epoch.
     same = t["dataset"].map(lambda d: study.profile.paper_comparable and study.profile.classes(d) is None)
-    t["diff_pct"] = (t["ours_val_acc_pct"] - t["paper_val_acc_pct"]).where(same)
+    t["diff_best_vs_paper_pct"] = (t["ours_best_pct"] - t["paper_best_pct"]).where(same)
     t["row_order"] = t["images_per_class"].map(row_key)
     t = t.sort_values(["method_label", "dataset", "row_order"]).drop(columns="row_order").reset_index(drop=True)
     t.insert(0, "profile", study.profile.name)
     return t.rename(columns={"method_label": "method", "dataset_label": "data"})
 
 
+def _verdict_order(column: pd.Series) -> pd.Series:
+    # the paper's row order, and the final epoch before the best
+    order = {"images_per_class": row_key, "measure": list(MEASURES).index}.get(column.name)
+    return column.map(order) if order else column
+
+
 def verdict(study: Study, better: str = "multitune", than: str = "spottune") -> pd.DataFrame:
-    """Per dataset and row: `better` minus `than` in final validation accuracy (points), paired by seed (the same
-    seed draws the same few-shot images), its 95% t-interval, and whether the interval lies above or below 0."""
+    """Per dataset, row and measure (final epoch, best epoch): `better` minus `than` in validation accuracy
+    (points), paired by seed (the same seed draws the same few-shot images), the mean difference with its 95%
+    t-interval (`mean_ci` of the per-seed differences), and whether the interval lies above or below 0."""
     runs = study.runs()
     runs = runs[runs["main"] & runs["method"].isin([better, than])]
-    keys = ["dataset", "dataset_label", "images_per_class", "seed"]
-    wide = runs.pivot_table(index=keys, columns="method", values="final_val_acc", dropna=False)
+    runs = runs.rename(columns={metric: m for m, metric in MEASURES.items()})
+    keys = ["dataset", "dataset_label", "images_per_class", "measure"]
+    long = runs.melt(id_vars=[*keys[:3], "seed", "method"], value_vars=list(MEASURES), var_name="measure",
+                     value_name="acc")
+    wide = long.pivot_table(index=[*keys, "seed"], columns="method", values="acc", dropna=False)
     if wide.empty or not {better, than} <= set(wide.columns):
-        return pd.DataFrame(columns=["data", "images_per_class", "seeds", "diff_pct", "ci95_pct", "verdict"])
+        return pd.DataFrame(columns=["data", "images_per_class", "measure", "seeds", "diff_pct", "ci95_pct",
+                                     "verdict"])
     d = ((wide[better] - wide[than]) * 100).dropna().rename("diff").reset_index()
-    out = d.groupby(keys[:3], as_index=False, dropna=False).agg(seeds=("diff", "count"), diff_pct=("diff", "mean"),
-                                                                ci95_pct=("diff", ci95))
+    out = d.groupby(keys, as_index=False, dropna=False).agg(seeds=("diff", "count"), diff_pct=("diff", "mean"),
+                                                            ci95_pct=("diff", ci95))
     lo, hi = out["diff_pct"] - out["ci95_pct"], out["diff_pct"] + out["ci95_pct"]
     names = label(better), label(than)
     out["verdict"] = ["one seed: no interval" if n < 2 else f"{names[0]} better" if a > 0
                       else f"{names[1]} better" if b < 0 else "within the interval"
                       for n, a, b in zip(out["seeds"], lo, hi)]
-    out = out.sort_values(["dataset", "images_per_class"], key=lambda c: c.map(row_key) if c.name != "dataset"
-                          else c).reset_index(drop=True)
+    out = out.sort_values(keys, key=_verdict_order).reset_index(drop=True)
     return out.drop(columns="dataset").rename(columns={"dataset_label": "data"})
 
 
@@ -111,23 +154,29 @@ def markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
     return "\n".join(lines) + "\n"
 
 
+TABLE3_COLUMNS = ["data", "images_per_class", "method", "ours_final_pct", "ours_final_sd_pct", "ours_final_ci95_pct",
+                  "ours_best_pct", "ours_best_sd_pct", "ours_best_ci95_pct", "paper_best_pct",
+                  "diff_best_vs_paper_pct", "ours_minutes", "paper_minutes", "seeds", "epochs", "device", "precision"]
+
+
 def write_table3(t: pd.DataFrame, folder: Path, profile: profiles.Profile, v: pd.DataFrame | None = None) -> None:
     """table3.csv and table3.md; with `v` (from `verdict`) also verdict.csv and its section in table3.md."""
-    cols = ["data", "images_per_class", "method", "ours_val_acc_pct", "ours_val_acc_sd_pct", "ours_ci95_pct",
-            "paper_val_acc_pct", "diff_pct", "ours_best_val_acc_pct", "ours_minutes", "paper_minutes", "seeds",
-            "epochs", "device", "precision"]
     t = shown(t)
     files.write_text(folder / "table3.csv", t.to_csv(index=False))
     head = (f"# Table 3 ({profile.name} profile)\n\n{profile.about}\n\nOurs: validation accuracy (%) at the final "
-            "epoch, mean over seeds, its standard deviation and the half-width of its 95% t-interval (blank for one "
-            "seed); best epoch beside it; total training minutes (train + validation) on our device. paper_*: the "
-            "paper's Table 3 (GTX 1060), not ours.\n\n")
-    text = head + markdown(t[cols])
+            "epoch (ours_final_*) and at the best epoch (ours_best_*, the best among the epochs validated on the "
+            "whole val split: where only the last one was, it is the final), each the mean over seeds, its standard "
+            "deviation and the half-width of its 95% Student-t interval over seeds (blank for one seed); total "
+            "training minutes (train + validation) on our device. paper_*: the paper's Table 3 (GTX 1060), not ours; "
+            "its accuracy is the best of its 110 epochs, so diff_best_vs_paper_pct compares our best epoch with it "
+            "(blank where our data or source are not the paper's).\n\n")
+    text = head + markdown(t[TABLE3_COLUMNS])
     if v is not None:
         files.write_text(folder / "verdict.csv", shown(v).to_csv(index=False))
-        text += ("\n## Does MultiTune beat SpotTune?\n\nMultiTune minus SpotTune in final validation accuracy "
-                 "(points), paired by seed (a seed draws the same few-shot images for both), with the half-width of "
-                 "its 95% t-interval; a row counts only where the interval excludes 0.\n\n" + markdown(shown(v)))
+        text += ("\n## Does MultiTune beat SpotTune?\n\nMultiTune minus SpotTune in validation accuracy (points) at "
+                 "the final and at the best epoch, paired by seed (a seed draws the same few-shot images for both): "
+                 "the mean of the per-seed differences and the half-width of its 95% Student-t interval over seeds; "
+                 "a row counts only where the interval excludes 0.\n\n" + markdown(shown(v)))
     files.write_text(folder / "table3.md", text)
 
 
@@ -136,7 +185,8 @@ def fig2(study: Study):
     (two per dataset of the profile).
     Validation accuracy against epoch, SpotTune blue and MultiTune red; few-shot rows told apart by line style.
     Where every run was validated at its last epoch only, the epoch axis says nothing and its points would hide one
-    another, so each panel shows accuracy against images per class instead (mean and sd over seeds)."""
+    another, so each panel shows accuracy against images per class instead. Points are means over seeds, bars and
+    bands their 95% t-interval (`t_interval`), not the sd: the question is whether the means differ."""
     h = study.history()
     h = h[h["method"].isin([m.name for m in compared_methods()]) & h["main"]].dropna(subset=["val_acc"])
     h = h.assign(val_acc_pct=h["val_acc"] * 100)
@@ -150,7 +200,8 @@ def fig2(study: Study):
             absent = not (smaller or study.profile.has_row(dataset, study.profile.full_row))
             panel(ax, h[(h["dataset"] == dataset) & (h["full_row"] != smaller)], study.profile, smaller, evals, absent)
     what = "images per class" if evals == 1 else "epoch"
-    fig.suptitle(f"Fig. 2 ({study.profile.name} profile): validation accuracy against {what}")
+    fig.suptitle(f"Fig. 2 ({study.profile.name} profile): validation accuracy against {what}, "
+                 "mean and 95% t-interval over seeds")
     fig.tight_layout()
     return fig
 
@@ -172,11 +223,11 @@ def panel(ax, d: pd.DataFrame, profile: profiles.Profile, smaller: bool, evals: 
     if final_only:
         sns.pointplot(data=d, x="images per class", y="val_acc_pct", hue="method", palette=palette(),
                       hue_order=list(palette()), order=sorted(d["images per class"].unique(), key=row_key),
-                      errorbar=("sd", 1), dodge=0.3, linestyle="none", capsize=0.1, ax=ax)
+                      errorbar=t_interval, dodge=0.3, linestyle="none", capsize=0.1, ax=ax)
         ax.set_xlabel(f"images per class (validated after epoch {int(d['epoch'].max())} only)")
     else:
         sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=palette(),
-                     style="images per class" if smaller else None, errorbar=("sd", 1), ax=ax,
+                     style="images per class" if smaller else None, errorbar=t_interval, ax=ax,
                      marker="o" if evals < 20 else None)
     ax.set_ylabel("validation accuracy (%)")
     ax.set_ylim(bottom=0)
@@ -204,9 +255,10 @@ def learning_curves(results: Path) -> pd.DataFrame:
 
 
 def methods_table(t: pd.DataFrame) -> pd.DataFrame:
-    """Table 3 as one row per dataset and row, one column per method: 'mean ± 95% half-width' (%, over seeds)."""
-    cell = t.apply(lambda r: f"{r.ours_val_acc_pct:.1f} ± {r.ours_ci95_pct:.1f}" if pd.notna(r.ours_ci95_pct)
-                   else f"{r.ours_val_acc_pct:.1f}", axis=1)
+    """Table 3 as one row per dataset and row, one column per method: final-epoch accuracy, 'mean ± 95% t
+    half-width' (%, over seeds)."""
+    cell = t.apply(lambda r: f"{r.ours_final_pct:.1f} ± {r.ours_final_ci95_pct:.1f}"
+                   if pd.notna(r.ours_final_ci95_pct) else f"{r.ours_final_pct:.1f}", axis=1)
     order = [m.label for m in METHODS.items.values()]
     wide = t.assign(cell=cell).pivot_table(index=["data", "images_per_class"], columns="method", values="cell",
                                            aggfunc="first", dropna=False, sort=False)

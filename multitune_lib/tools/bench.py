@@ -16,7 +16,7 @@ from torchvision.io import encode_jpeg
 
 from .. import data, env
 from ..backbones.resnet26 import resnet26
-from ..core.config import RunConfig
+from ..core.config import BATCH_SIZE, RunConfig
 from ..core.trainer import Trainer, precision_for, sync
 from ..study import profiles
 
@@ -116,7 +116,7 @@ def main(device=None, batch_size: int | None = None, steps: int | None = None, p
          compile: bool = False, workers: int | None = None) -> dict:
     """Images/s of finetune, SpotTune and MultiTune and of the reference; batch size: the config's default."""
     device = env.pick_device(device)
-    batch_size = batch_size or RunConfig.default("batch_size")
+    batch_size = batch_size or BATCH_SIZE
     steps = steps or (50 if device.type == "cuda" else 5)
     workers = min(os.cpu_count() or 1, 8) if workers is None else workers
     resolved = "bf16" if precision_for(device, precision) == torch.bfloat16 else "fp32"  # what auto chose here

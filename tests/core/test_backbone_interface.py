@@ -92,7 +92,8 @@ def test_methods_address_the_interface_not_resnet26(tiny_source):
 
     spot, _ = build(RunConfig(method="spottune", dataset="toy", backbone="tiny"), make, 5)
     assert len(spot.model.frozen) == 3 and spot.model.policy.fc.out_features == 6  # 2 logits per block
-    multi, reg = build(RunConfig(method="multitune", dataset="toy", backbone="tiny", reinit="stage"), make, 5)
+    multi, reg = build(RunConfig(method="multitune", dataset="toy", backbone="tiny", reinit="stage",
+                                 l2sp_scope="reinit_new"), make, 5)  # the re-initialised blocks named as new
     assert multi.model.fc.in_features == 32
     new = {n for n, _ in multi.model.named_parameters() if n.startswith(tuple(multi.new))}
     assert {"net_a.blocks.1.0.weight", "net_b.blocks.2.0.weight", "fc.weight"} <= new

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from multitune_lib import paths
-from multitune_lib.core.config import RunConfig, class_spec, parse_classes, upgrade
+from multitune_lib.core.config import ADDED_SINCE, RunConfig, class_spec, parse_classes, upgrade
 from multitune_lib.core.registry import BACKBONES, METHODS
 from multitune_lib.data import eval_side
 from multitune_lib.errors import ConfigError
@@ -38,7 +38,7 @@ def test_none_fields_resolve_to_the_method_defaults():
     assert given.resolved() == given
     # the plain defaults of the dataclass
     c = RunConfig(method="finetune", dataset="aircraft")
-    assert (c.backbone, c.images_per_class, c.classes, c.seed, c.epochs, c.batch_size, c.crop, c.eta) == \
+    assert (c.backbone, c.images_per_class, c.classes, c.seed, c.epochs, c.resolved().batch_size, c.crop, c.eta) == \
         ("resnet26", None, None, 0, 110, 128, 64, 0.5)
 
 
@@ -52,7 +52,8 @@ def test_committed_runs_keep_their_digest(run_json):
     assert cfg.images_per_class == row["config"]["shots"] and cfg.backbone == "resnet26"
     assert cfg.digest() == row["digest"] == run_json.parent.name
     assert RunConfig.from_dict(cfg.to_dict()).digest() == row["digest"]  # today's field names, same run
-    assert cfg.resolved() == cfg  # stored resolved
+    changed = {k for k, v in vars(cfg.resolved()).items() if getattr(cfg, k) != v}
+    assert changed <= set(ADDED_SINCE)  # stored resolved: only switches added since fill in, at their old values
 
 
 def test_committed_store_is_all_there():
@@ -169,3 +170,51 @@ def test_input_size_is_part_of_the_identity_only_when_set():
     a = RunConfig(method="finetune", dataset="aircraft")
     assert a.digest() == RunConfig(method="finetune", dataset="aircraft", input_size=None).digest()
     assert a.digest() != RunConfig(method="finetune", dataset="aircraft", input_size=128).digest()
+
+
+def test_the_paper_protocol_is_the_default_and_released_follows_the_authors_code():
+    paper = RunConfig(method="multitune", dataset="aircraft").resolved()
+    assert (paper.protocol, paper.l2sp_scope, paper.trunk, paper.lr_b, paper.augment, paper.draw) == \
+        ("paper", "eq2", "two", "kept", "crop_flip", "seeded")
+    assert (paper.batch_size, paper.weight_decay) == (128, 0.0)
+    released = RunConfig(method="multitune", dataset="aircraft", protocol="released").resolved()
+    assert (released.l2sp_scope, released.trunk, released.lr_b, released.augment, released.draw) == \
+        ("released", "shared", "lost", "flip_both", "first_n")
+    assert (released.batch_size, released.weight_decay) == (120, 5e-4)  # SGD weight decay back, as in its code
+    assert RunConfig(method="multitune", dataset="cifar100", protocol="released").resolved().weight_decay == 0.0
+    s = RunConfig(method="spottune", dataset="aircraft", protocol="released").resolved()
+    assert (s.lr_steps, s.augment, s.sample_eval, s.draw, s.batch_size) == ("first", "none", True, "first_n", 128)
+    assert RunConfig(method="spottune", dataset="aircraft").resolved().sample_eval is False
+
+
+def test_each_switch_overrides_its_protocol_on_its_own():
+    one = RunConfig(method="multitune", dataset="aircraft", trunk="shared").resolved()
+    assert (one.trunk, one.l2sp_scope, one.augment) == ("shared", "eq2", "crop_flip")
+    back = RunConfig(method="multitune", dataset="aircraft", protocol="released", augment="crop_flip").resolved()
+    assert (back.augment, back.trunk) == ("crop_flip", "shared")
+    assert len({RunConfig(method="multitune", dataset="aircraft", **kw).digest() for kw in
+                ({}, {"trunk": "shared"}, {"lr_b": "lost"}, {"draw": "first_n"}, {"protocol": "released"})}) == 5
+
+
+@pytest.mark.parametrize("field, value, valid", [("protocol", "authors", "paper, released"),
+                                                 ("augment", "mixup", "crop_flip, flip_both, none"),
+                                                 ("l2sp_scope", "all", "eq2, reinit_new, released"),
+                                                 ("draw", "random", "seeded, first_n")])
+def test_an_unknown_protocol_or_switch_value_lists_the_valid_ones(field, value, valid):
+    with pytest.raises(ConfigError, match=f"{field} must be one of {valid}; got '{value}'"):
+        RunConfig(method="multitune", dataset="aircraft", **{field: value})
+
+
+def test_a_method_without_released_code_refuses_the_released_protocol():
+    with pytest.raises(ConfigError, match="no released code to follow: use protocol paper"):
+        RunConfig(method="l2sp", dataset="aircraft", protocol="released")
+
+
+def test_multitune_runs_stored_before_the_l2sp_switch_keep_their_digest_and_scope():
+    old = RunConfig(method="multitune", dataset="aircraft", l2sp_scope="reinit_new").resolved().to_dict()
+    for k in ("protocol", "l2sp_scope", "augment", "trunk", "lr_b", "lr_steps", "draw"):
+        del old[k]  # as a store written before these fields existed holds it
+    cfg = RunConfig.from_dict(old)
+    assert cfg.l2sp_scope == "reinit_new"
+    assert cfg.digest() == RunConfig(method="multitune", dataset="aircraft", l2sp_scope="reinit_new").digest()
+    assert cfg.digest() != RunConfig(method="multitune", dataset="aircraft").digest()  # the paper's scope is new

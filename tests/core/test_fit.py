@@ -1,4 +1,5 @@
 """`fit`: one configuration through the results store, resumable, never recomputed."""
+import dataclasses
 import json
 import threading
 import time
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 import multitune_lib.core.fit
+from multitune_lib import data
 from multitune_lib.core.config import RunConfig
 from multitune_lib.core.fit import fit, load_splits, with_source
 from multitune_lib.core.trainer import Trainer
@@ -122,6 +124,16 @@ def test_load_splits_draws_the_train_rows_and_keeps_the_whole_val_split(toy_root
     assert len(train) == 4 and sorted(train.labels.tolist()) == [0, 0, 1, 1] and train.num_classes == 2
     assert len(val) == 12 and val.num_classes == 2
     assert all(f.split("/")[3] in ("0002", "0003") for f in train.files + val.files)
+
+
+def test_draw_first_n_takes_the_first_files_of_train_and_of_val(toy_root, tmp_path):
+    """The released code's few-shot sets: the first N files per class of both splits, so val shrinks too."""
+    cfg = RunConfig("finetune", "toy", images_per_class=2, classes="2-3", draw="first_n")
+    train, val = load_splits(cfg, toy_root, cache=tmp_path)
+    every = data.annotations(toy_root, "toy", "val")
+    first = every[every["class_id"].isin([2, 3])].sort_values("file_name").groupby("class_id").head(2)
+    assert len(train) == len(val) == 4 and sorted(val.files) == sorted(first["file_name"])
+    assert load_splits(dataclasses.replace(cfg, seed=5), toy_root, cache=tmp_path)[0].files == train.files
 
 
 def test_a_diverged_run_stops_with_an_error_and_is_not_stored_as_finished(toy_root, tmp_path):

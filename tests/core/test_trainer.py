@@ -101,10 +101,11 @@ def test_precision_for(monkeypatch):
     assert precision_for(cpu, "bf16") == torch.bfloat16 and precision_for(cuda, "auto") == torch.bfloat16
     monkeypatch.setattr(env, "cpu_has_bf16", lambda: False)
     assert precision_for(cpu, "auto") is None
-    with pytest.raises(ConfigError, match="precision must be auto, bf16 or fp32"):
-        precision_for(cpu, "fp16")
     monkeypatch.setattr(env, "cpu_has_bf16", lambda: True)
     assert precision_for(cpu, "auto") == torch.bfloat16
+    for device in (cpu, cuda):  # fp16 used to come back as bf16 wherever bf16 was the default
+        with pytest.raises(ConfigError, match="precision must be one of auto, bf16, fp32, got 'fp16'"):
+            precision_for(device, "fp16")
 
 
 def test_result_row_holds_config_metrics_environment_and_tags():
@@ -123,3 +124,32 @@ def test_curve_validations_use_a_fixed_sample_and_the_last_the_whole_split():
     assert t.summary()["best_epoch"] == 2  # the best is read among whole-split validations only
     again = make(curve_val_images=2, epochs=2, seed=5)
     assert again.curve_val.files == t.curve_val.files  # the same sample for every seed and method
+
+
+def test_lr_steps_first_applies_gamma_at_the_first_milestone_only():
+    """SpotTune's code steps its lr at epoch 40 and never again (an if/if/if bug): lr_steps first."""
+    lrs = {}
+    for steps in ("all", "first"):
+        t = make("finetune", epochs=4, milestones=(1, 2), lr_steps=steps, eval_every=4)
+        lrs[steps] = [t.epoch()["lr.net"] for _ in range(4)]
+    assert lrs["all"] == pytest.approx([0.1, 0.01, 0.001, 0.001])
+    assert lrs["first"] == pytest.approx([0.1, 0.01, 0.01, 0.01])
+
+
+def test_augment_none_trains_on_whole_images_and_flip_both_flips_at_evaluation_too():
+    none = make("finetune", augment="none")
+    assert none.augment.crop == 24 and none.eval_flip is None and none.norm.size is None
+    x = none.train.images[:4]
+    assert torch.equal(none.augment(x, none.gen), x)
+    both = make("finetune", augment="flip_both")
+    assert both.eval_flip is not None and both.augment.crop == 24
+    accs = [both.evaluate() for _ in range(2)]  # seeded flips at evaluation, apart from training's draws
+    again = make("finetune", augment="flip_both")
+    assert [again.evaluate() for _ in range(2)] == accs
+    assert both.gen.get_state().equal(torch.Generator().manual_seed(0).get_state())
+
+
+def test_whole_image_training_is_resized_as_evaluation_is():
+    t = make("finetune", augment="none", input_size=32)
+    assert t.norm.size == t.norm_eval.size == 48  # 24 px whole images x 32/16
+    assert make("finetune", input_size=32).norm.size == 32  # crops: the input size itself

@@ -112,3 +112,13 @@ def drop_images(root, name, split, class_id, keep):
     ann["images"] = [i for i in ann["images"] if i["id"] not in ids]
     ann["annotations"] = [a for a in ann["annotations"] if a["image_id"] not in ids]
     path.write_text(json.dumps(ann))
+
+
+def test_draw_first_n_takes_the_first_files_of_each_class_by_name(decathlon_root):
+    """The released code's few-shot sets: the first N files per class, whatever the seed."""
+    train = data.annotations(decathlon_root, "aircraft", "train")
+    first = data.select(train, 3, draw="first_n", seed=0)
+    assert first.equals(data.select(train, 3, draw="first_n", seed=7))
+    expected = train.sort_values("file_name").groupby("label").head(3)["file_name"]
+    assert sorted(first["file_name"]) == sorted(expected) and len(first) == 300
+    assert not first["file_name"].equals(data.select(train, 3, seed=0)["file_name"])  # not the seeded draw

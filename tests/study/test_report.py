@@ -1,4 +1,7 @@
 """Table 3 and Fig. 2 from the results store alone: the committed offline-cpu figures redraw byte for byte."""
+import math
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -6,6 +9,16 @@ from multitune_lib import paths
 from multitune_lib.study import Study, report
 
 COMMITTED = paths.project_root() / "figures" / "offline-cpu"
+T_975_2 = 4.302652729749464  # Student t, 97.5% quantile, 2 degrees of freedom (three seeds): from a t table
+
+
+def finish_with_best(study, cfg, final: float, best: float) -> None:
+    """A finished run whose best epoch beat its final one (conftest's `finish` gives both one accuracy)."""
+    row = {"digest": cfg.digest(), "config": cfg.resolved().to_dict(), "source": None, "tags": {},
+           "metrics": {"final_val_acc": final, "best_val_acc": best, "train_minutes": 1.0, "precision": "float32"},
+           "env": {"device_name": "test"}, "finished_at": "2026-01-01T00:00:00+00:00"}
+    study.store.finish(row, [{"epoch": 1, "train_loss": 1.0, "val_acc": best},
+                             {"epoch": 2, "train_loss": 1.0, "val_acc": final}])
 
 
 def test_an_empty_study_reads_as_empty_tables(tmp_path):
@@ -14,7 +27,7 @@ def test_an_empty_study_reads_as_empty_tables(tmp_path):
     h = study.history()
     assert h[(h["method"] == "spottune") & h["full_row"] & h["main"]].empty  # what notebooks 01 and 02 select
     t = report.table3(study)  # what notebook 04 makes of it
-    assert t.empty and {"ours_val_acc_pct", "paper_val_acc_pct", "device", "precision"} <= set(t.columns)
+    assert t.empty and set(report.TABLE3_COLUMNS) <= set(t.columns)
     report.write_table3(t, tmp_path / "figures", study.profile)
     assert "# Table 3 (smoke profile)" in (tmp_path / "figures" / "table3.md").read_text()
     report.save_fig(report.fig2(study), tmp_path / "figures")
@@ -31,9 +44,9 @@ def test_the_readme_results_are_the_committed_table3():
         row = t[(t["data"] == label) & (t["images_per_class"].astype(str) == shots) & (t["method"] == method)]
         assert len(row) == 1, (label, shots, method)
         row = row.iloc[0]
-        assert (acc, sd, minutes) == (f"{row.ours_val_acc_pct:.2f}", f"{row.ours_val_acc_sd_pct:.2f}",
+        assert (acc, sd, minutes) == (f"{row.ours_final_pct:.2f}", f"{row.ours_final_sd_pct:.2f}",
                                       f"{row.ours_minutes:.1f}")
-        assert (float(paper_acc), float(paper_minutes)) == (row.paper_val_acc_pct, row.paper_minutes)
+        assert (float(paper_acc), float(paper_minutes)) == (row.paper_best_pct, row.paper_minutes)
 
 
 def test_fig2_of_a_profile_validated_once_per_run_plots_images_per_class():
@@ -73,7 +86,7 @@ def test_fig2_of_the_committed_store_is_the_committed_fig2(tmp_path):
 
 def test_table3_beside_the_paper():
     t = report.table3(Study("offline-cpu"))
-    assert t["profile"].eq("offline-cpu").all() and t["diff_pct"].isna().all()  # our source is not the paper's
+    assert t["profile"].eq("offline-cpu").all() and t["diff_best_vs_paper_pct"].isna().all()  # not the paper's source
     assert t[["method", "images_per_class"]].apply(tuple, axis=1).tolist() == \
         [("MultiTune", 15), ("MultiTune", 10), ("MultiTune", 5), ("SpotTune", 15), ("SpotTune", 10), ("SpotTune", 5)]
     paper = report.paper_table3()
@@ -90,6 +103,17 @@ def test_markdown():
     assert report.markdown(df) == "| a | b | c |\n|---|---|---|\n| x | 1.23 | 3 |\n| y |  | 4 |\n"
 
 
+def test_mean_ci_of_numbers_worked_by_hand():
+    m = report.mean_ci([1, 2, 3])
+    assert (m.mean, m.sd, m.n) == (2.0, 1.0, 3)
+    assert m.half_width == pytest.approx(T_975_2 * 1 / math.sqrt(3), rel=1e-12)  # 2.4841377
+    assert report.t_interval([1, 2, 3]) == pytest.approx((2 - 2.4841377, 2 + 2.4841377), rel=1e-7)
+    assert report.ci95(pd.Series([1.0, 2.0, 3.0, None])) == pytest.approx(2.4841377, rel=1e-7)  # None left out
+    one = report.mean_ci([5.0])
+    assert one.mean == 5.0 and one.n == 1 and math.isnan(one.sd) and math.isnan(one.half_width)
+    assert report.mean_ci([]).n == 0 and math.isnan(report.mean_ci([]).mean)
+
+
 def test_verdict_pairs_seeds_and_needs_the_interval_to_exclude_zero(tmp_path, finish):
     study = Study("smoke", results=tmp_path)
     for seed, (mt, st) in enumerate([(0.60, 0.50), (0.62, 0.51), (0.61, 0.52)]):  # MultiTune ahead on every seed
@@ -98,16 +122,69 @@ def test_verdict_pairs_seeds_and_needs_the_interval_to_exclude_zero(tmp_path, fi
     for seed, (mt, st) in enumerate([(0.40, 0.50), (0.55, 0.45), (0.50, 0.50)]):  # no clear winner
         finish(study, study.config("multitune", "aircraft", 2, seed), mt)
         finish(study, study.config("spottune", "aircraft", 2, seed), st)
-    v = report.verdict(study).set_index("images_per_class")
+    v = report.verdict(study)
+    assert v["measure"].tolist() == ["final", "best"] * 2 and v["images_per_class"].tolist() == [4, 4, 2, 2]
+    v = v[v["measure"] == "final"].set_index("images_per_class")
     assert v.loc[4, "verdict"] == "MultiTune better" and v.loc[4, "diff_pct"] == pytest.approx(10.0)
-    assert v.loc[4, "ci95_pct"] == pytest.approx(4.303 * 1.0 / 3 ** 0.5, rel=1e-3)  # t(0.975, 2) x sd / sqrt(3)
-    assert v.loc[2, "verdict"] == "within the interval" and list(v.index) == [4, 2]
+    assert v.loc[4, "ci95_pct"] == pytest.approx(T_975_2 * 1.0 / 3 ** 0.5, rel=1e-6)  # differences 10, 11, 9: sd 1
+    assert v.loc[2, "verdict"] == "within the interval"
     t = report.table3(study).set_index(["images_per_class", "method"])
-    assert t.loc[(4, "MultiTune"), "ours_ci95_pct"] == pytest.approx(4.303 * 1.0 / 3 ** 0.5, rel=1e-3)
+    assert t.loc[(4, "MultiTune"), "ours_final_ci95_pct"] == pytest.approx(T_975_2 * 1.0 / 3 ** 0.5, rel=1e-6)
     report.write_table3(report.table3(study), tmp_path / "f", study.profile, report.verdict(study))
-    assert "Does MultiTune beat SpotTune?" in (tmp_path / "f" / "table3.md").read_text()
+    md = (tmp_path / "f" / "table3.md").read_text()
+    assert "Does MultiTune beat SpotTune?" in md and "95% Student-t interval over seeds" in md
+    assert "the best of its 110 epochs, so diff_best_vs_paper_pct compares our best epoch" in md
     assert "MultiTune better" in (tmp_path / "f" / "verdict.csv").read_text()
     assert report.verdict(Study("smoke", results=tmp_path / "empty")).empty
+
+
+def test_verdict_at_the_final_and_the_best_epoch_worked_by_hand(tmp_path):
+    """Seeds pair up (a seed draws the same few-shot images for both methods): MultiTune minus SpotTune per seed."""
+    study = Study("smoke", results=tmp_path)
+    finals = [(0.50, 0.40), (0.60, 0.55), (0.70, 0.62)]  # differences 10, 5, 8 points
+    bests = [(0.55, 0.60), (0.60, 0.55), (0.70, 0.62)]  # differences -5, 5, 8 points
+    for seed, ((mt, st), (mt_best, st_best)) in enumerate(zip(finals, bests)):
+        finish_with_best(study, study.config("multitune", "aircraft", 4, seed), mt, mt_best)
+        finish_with_best(study, study.config("spottune", "aircraft", 4, seed), st, st_best)
+    finish_with_best(study, study.config("multitune", "aircraft", 2, 0), 0.30, 0.35)  # one seed only
+    finish_with_best(study, study.config("spottune", "aircraft", 2, 0), 0.20, 0.25)
+    v = report.verdict(study).set_index(["images_per_class", "measure"])
+    final, best = v.loc[(4, "final")], v.loc[(4, "best")]
+    # mean 23/3; sd sqrt(((7/3)^2 + (8/3)^2 + (1/3)^2) / 2) = 2.5166115; half-width t x sd / sqrt(3)
+    assert (final.seeds, final.verdict) == (3, "MultiTune better") and final.diff_pct == pytest.approx(23 / 3)
+    assert final.ci95_pct == pytest.approx(T_975_2 * 2.5166115 / math.sqrt(3), rel=1e-6)  # 6.2516095
+    # mean 8/3; sd sqrt(834 / 18) = 6.8068593: the interval (-14.2, 19.6) holds 0
+    assert best.verdict == "within the interval" and best.diff_pct == pytest.approx(8 / 3)
+    assert best.ci95_pct == pytest.approx(T_975_2 * 6.8068593 / math.sqrt(3), rel=1e-6)  # 16.909176
+    one = v.loc[(2, "final")]
+    assert (one.seeds, one.verdict) == (1, "one seed: no interval") and one.diff_pct == pytest.approx(10.0)
+    assert math.isnan(one.ci95_pct)
+    t = report.table3(study).set_index(["images_per_class", "method"]).loc[(4, "SpotTune")]
+    assert t.ours_final_pct == pytest.approx(157 / 3) and t.ours_best_pct == pytest.approx(59.0)  # 60, 55, 62
+    assert t.ours_best_sd_pct == pytest.approx(math.sqrt(13.0), rel=1e-9)  # squares 1, 16, 9 over 2 degrees of freedom
+    assert t.ours_best_ci95_pct == pytest.approx(T_975_2 * math.sqrt(13.0) / math.sqrt(3), rel=1e-9)
+
+
+def test_the_difference_from_the_paper_is_best_epoch_against_best_epoch(tmp_path):
+    """The paper reports the best of its 110 epochs; only the paper profile's data and source make it comparable."""
+    study = Study("paper", results=tmp_path)
+    for seed, (final, best) in enumerate([(0.40, 0.50), (0.42, 0.48)]):
+        finish_with_best(study, study.config("spottune", "aircraft", 20, seed), final, best)
+    row = report.table3(study).set_index(["images_per_class", "method"]).loc[(20, "SpotTune")]
+    assert row.ours_final_pct == pytest.approx(41.0) and row.ours_best_pct == pytest.approx(49.0)
+    assert row.paper_best_pct == 45.60  # the paper's Table 3: Aircraft, 20 images per class, SpotTune
+    assert row.diff_best_vs_paper_pct == pytest.approx(49.0 - 45.60)  # not 41.0 - 45.60: final against best
+
+
+def test_fig2_bars_are_the_95_t_interval_of_the_mean(tmp_path, finish):
+    study = Study("smoke", results=tmp_path)
+    for seed, acc in enumerate([0.5, 0.6, 0.7]):  # one validation per run: Fig. 2 against images per class
+        finish(study, study.config("spottune", "aircraft", 4, seed), acc)
+    fig = report.fig2(study)
+    assert fig._suptitle.get_text().endswith("mean and 95% t-interval over seeds")
+    ys = np.concatenate([line.get_ydata() for line in fig.axes[1].lines])  # (b) smaller Aircraft: point, bar, caps
+    half = T_975_2 * 10 / math.sqrt(3)  # sd 10 points: the bar is 60 -/+ 24.84, where +/- 1 sd would be 50 to 70
+    assert [np.nanmin(ys), np.nanmax(ys)] == pytest.approx([60 - half, 60 + half], rel=1e-9)
 
 
 def test_the_readme_leads_with_the_committed_imagenet_cpu_tables():

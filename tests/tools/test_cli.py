@@ -103,7 +103,7 @@ def test_study_train_only_runs_the_compared_methods_on_every_row(toy_root, tmp_p
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["-p", "lr", "-1"], "-p lr: the notebooks take no such parameter; they take data_root, device"),
+    (["-p", "lr", "-1"], "-p lr: the notebooks take no such parameter; they take ablation, data_root, device"),
     (["--profile", "smoke", "-p", "profile", "offline-cpu", "--only", "04"], "-p profile contradicts --profile"),
     (["-p", "seeds", "1.5"], "seeds=1.5: give an int or a list of ints"),
     (["--profile", "nosuch"], "unknown profile 'nosuch'"),
