@@ -16,8 +16,8 @@ def option(f: dataclasses.Field, default) -> dict:
     """argparse keywords for one config field, read from its type annotation and metadata."""
     kind = str(f.type).split(" | ")[0]
     kw = {"help": f.metadata["help"], "default": default}
-    if kind == "bool":
-        return {**kw, "action": "store_true"}
+    if kind == "bool":  # a field that may be None (the protocol decides) can also be turned off: --no-NAME
+        return {**kw, "action": argparse.BooleanOptionalAction if "None" in str(f.type) else "store_true"}
     if f.metadata.get("text"):
         kw["type"] = str
     elif kind.startswith("tuple[int"):

@@ -27,7 +27,7 @@ def test_every_cli_field_has_an_option_with_the_fields_default():
     actions = {a.dest: a for a in p._actions}
     for f in CLI_FIELDS:
         action = actions[f.name]
-        assert action.option_strings == ["--" + f.name.replace("_", "-")]
+        assert action.option_strings[0] == "--" + f.name.replace("_", "-")  # (bool | None: also --no-NAME)
         assert action.help == f.metadata["help"]
         if f.default is dataclasses.MISSING:
             assert action.required and action.default is None
@@ -72,3 +72,13 @@ def test_run_help_lists_the_registered_choices():
     for f in CLI_FIELDS:
         assert " ".join(f.metadata["help"].split())[:30] in text, f.name
     assert "(default: 110)" in text and "(default: resnet26)" in text
+
+
+def test_a_switch_the_protocol_may_set_can_be_turned_off_on_the_command_line():
+    p = argparse.ArgumentParser()
+    names = add_config_args(p, ["method", "dataset", "protocol", "sample_eval"])
+    cfg = lambda *args: config_from_args(p.parse_args(["--method", "spottune", "--dataset", "aircraft", *args]),  # noqa
+                                         names).resolved()
+    assert cfg("--protocol", "released").sample_eval is True
+    assert cfg("--protocol", "released", "--no-sample-eval").sample_eval is False
+    assert cfg().sample_eval is False and cfg("--sample-eval").sample_eval is True
