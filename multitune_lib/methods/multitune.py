@@ -81,8 +81,9 @@ def build_multitune(cfg: RunConfig, make_backbone: BackboneFactory, num_classes:
 def build_shared(cfg: RunConfig, make_backbone: BackboneFactory, num_classes: int) -> Built:
     """One trunk whose re-initialised last block(s) are branch A, and a second re-initialised copy as branch B."""
     net, twin = make_backbone(), make_backbone()
-    new_a, new_b = reinit(net, cfg.reinit), reinit(twin, cfg.reinit)
-    branch_b = nn.ModuleList(twin.blocks[int(m.split(".")[1])] for m in new_b)
+    new_a = reinit(net, cfg.reinit)
+    reinit(twin, cfg.reinit)
+    branch_b = nn.ModuleList(twin.blocks[i] for i in twin.last_blocks(cfg.reinit))
     model = SharedTrunkMultiTune(net, branch_b, num_classes, cfg.eta)
     return Built(model, [
         group("a", net, cfg.lr, cfg.weight_decay),
