@@ -98,7 +98,7 @@ def summary(res: pd.DataFrame, measure: str = "final_pct") -> pd.DataFrame:
 def reading(difference: str, gap, change, res: pd.DataFrame) -> str:
     """One plain sentence: does this difference carry the paper's reported gain, reverse it, or not matter?"""
     if difference == PAPER:
-        return f"the paper's protocol: MultiTune minus SpotTune {fmt(gap)}"
+        return "not run yet" if gap.n == 0 else f"the paper's protocol: MultiTune minus SpotTune {fmt(gap)}"
     rows = res[res["difference"] == difference]
     if len(rows) and rows["same_as_paper"].all():
         return "neither method's released code differs here: the paper-protocol runs"
@@ -122,7 +122,8 @@ def fmt(m) -> str:
 
 def figure(res: pd.DataFrame, measure: str = "final_pct"):
     """MultiTune minus SpotTune per difference: the per-seed gaps, their mean and 95% t-interval."""
-    wide = res.pivot_table(index=["difference", "seed"], columns="method", values=measure).reset_index()
+    wide = res.pivot_table(index=["difference", "seed"], columns="method", values=measure)
+    wide = wide.reindex(columns=list(METHODS_COMPARED)).reset_index()  # a method with no finished run yet
     wide = wide.assign(gap=wide["multitune"] - wide["spottune"]).dropna(subset=["gap"])
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(ORDER) + 1.2))
     ax.axvline(0, color="grey", lw=0.8)

@@ -54,3 +54,12 @@ def test_the_summary_pairs_by_seed_and_reads_each_difference():
     t = ablation.summary(fake_results([2, 4, 6], [3, 3, 7])).set_index("difference")
     assert t.loc["shared trunk", "reads"].startswith("does not matter here: the gap moves by +0.33 points")
     assert t.loc["setting B's lr lost", "reads"] == "not run yet"
+
+
+def test_the_figure_draws_while_a_method_has_no_finished_run():
+    res = fake_results([2, 4, 6], [3, 3, 7])
+    res.loc[res["method"] == "spottune", "final_pct"] = math.nan  # as the store holds it before SpotTune trains
+    fig = ablation.figure(res)
+    assert fig.axes[0].get_xlabel().startswith("MultiTune minus SpotTune")
+    t = ablation.summary(res)
+    assert t["gap_pct"].isna().all() and (t["reads"] == "not run yet").all()
