@@ -67,12 +67,17 @@ class Split:
                      self.min_per_class)
 
 
-def decode(data: bytes, where: str) -> torch.Tensor:
-    """JPEG bytes -> the centre 72 x 72 crop (after resizing the shorter side to 72 when it is not)."""
+def decode_rgb(data: bytes, where: str) -> torch.Tensor:
+    """Image bytes -> the whole image, uint8 RGB, as stored; a corrupt file is a DataError naming `where`."""
     try:
-        img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     except RuntimeError as e:
         raise DataError(f"cannot decode image {where}: {e}. The file is corrupt: re-install the data.") from None
+
+
+def decode(data: bytes, where: str) -> torch.Tensor:
+    """JPEG bytes -> the centre 72 x 72 crop (after resizing the shorter side to 72 when it is not)."""
+    img = decode_rgb(data, where)
     if min(img.shape[-2:]) != SIZE:
         img = TF.resize(img, SIZE, antialias=True)
     return TF.center_crop(img, [SIZE, SIZE])
@@ -118,9 +123,13 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float],
         x = images[i:i + chunk].to(torch.float64) / 255
         s += x.sum((0, 2, 3))
         s2 += (x * x).sum((0, 2, 3))
-    n = len(images) * images.shape[-1] * images.shape[-2]
+    return mean_std(s, s2, len(images) * images.shape[-1] * images.shape[-2])
+
+
+def mean_std(s: torch.Tensor, s2: torch.Tensor, n: int) -> tuple[list[float], list[float]]:
+    """Mean and (population) std from pooled sums; the variance is clamped at 0, as rounding can take a constant
+    channel's s2/n - mean^2 a hair below it and its square root to NaN."""
     mean = s / n
-    # Rounding can take a constant channel's s2/n - mean^2 a hair below 0, and its square root to NaN.
     return mean.tolist(), (s2 / n - mean * mean).clamp(min=0).sqrt().tolist()
 
 

@@ -10,28 +10,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
-from torchvision.io import ImageReadMode, decode_image
 
 from ..errors import DataError
 from .decathlon import annotations, select
+from .images import decode_rgb, mean_std
 from .sources import open_source
 
 
 def pixel_sums(data: bytes, where: str) -> tuple[torch.Tensor, torch.Tensor, int]:
     """One whole image's per-channel sum and sum of squares (RGB in [0, 1], float64) and its pixel count."""
-    try:
-        img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-    except RuntimeError as e:
-        raise DataError(f"cannot decode image {where}: {e}. The file is corrupt: re-install the data.") from None
+    img = decode_rgb(data, where)
     x = img.to(torch.float64) / 255
     return x.sum((1, 2)), (x * x).sum((1, 2)), img.shape[-1] * img.shape[-2]
-
-
-def mean_std(s: torch.Tensor, s2: torch.Tensor, n: int) -> tuple[list[float], list[float]]:
-    """Mean and (population) std from pooled sums; the variance is clamped at 0, as rounding can take a constant
-    channel's s2/n - mean^2 a hair below it and its square root to NaN."""
-    mean = s / n
-    return mean.tolist(), (s2 / n - mean * mean).clamp(min=0).sqrt().tolist()
 
 
 def whole_image_stats(root: str | Path, name: str, split: str = "train", images_per_class: int | None = None,
