@@ -21,7 +21,7 @@ from ..errors import ConfigError, MultiTuneError, one_line
 from ..store.results import ResultsStore
 from ..study import Study, profiles
 from ..study.notebooks import keep_checked_outputs, notebook_parameters, run_notebooks
-from . import bench, install, pack, plan, pretrain
+from . import bench, executors, install, pack, plan, pretrain
 from .options import add_config_args, add_device_args, add_exec_args, config_from_args
 
 USER_ERROR = 2  # as argparse exits on a bad option
@@ -144,8 +144,17 @@ def add_bench(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default: 5 CPU, 50 GPU)")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers of the reference loop "
                    "(default: the CPU count, at most 8)")
+
+    def runs(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"K must be an integer >= 1, got {text!r}")
+        return int(text)
+    p.add_argument("--concurrent", type=runs, nargs="+", metavar="K", help="instead: images/s of K runs at once "
+                   "sharing the device, each its own process, per run and in all, with the speed-up over K=1 "
+                   "(always measured), for finetune, SpotTune and MultiTune on ResNet-26")
     p.set_defaults(fn=lambda a: bench.main(device=a.device, batch_size=a.batch_size, steps=a.steps,
-                                           precision=a.precision, compile=a.compile, workers=a.workers))
+                                           precision=a.precision, compile=a.compile, workers=a.workers,
+                                           concurrent=a.concurrent))
 
 
 def add_plan(sub) -> None:
@@ -155,9 +164,12 @@ def add_plan(sub) -> None:
     p.add_argument("--source", help="source checkpoint (default: the profile's)")
     p.add_argument("--results", type=Path, default=None, help="results store (default: results/<profile>)")
     p.add_argument("--steps", type=int, default=3, help="timed training steps per method")
+    p.add_argument("--gpu-speed", type=float, metavar="IMAGES_PER_S", help="also estimate GPU minutes where a "
+                   "fine-tuning step runs at this speed (bench's figure), and the wall clock on --gpus devices")
+    p.add_argument("--gpus", type=int, nargs="+", default=list(plan.GPUS), help="device counts of the cost table")
     add_device_args(p)
-    p.set_defaults(fn=lambda a: plan.main(a.profile, a.device, a.steps, a.precision, source=a.source,
-                                          results=a.results))
+    p.set_defaults(fn=lambda a: plan.main(a.profile, a.device, a.steps, a.precision, a.gpu_speed, a.gpus,
+                                          source=a.source, results=a.results))
 
 
 def parse_value(text: str):
@@ -190,7 +202,11 @@ def study_params(a) -> tuple[Study, dict]:
 def cmd_study(a) -> None:
     study, params = study_params(a)
     profile = study.profile.name
-    if a.train_only is not None:
+    if a.executor != "inline":
+        cluster = executors.cluster_from(a.executor_config, **{k: getattr(a, k) for k in CLUSTER_OPTIONS})
+        if not executors.train(study, a.executor, cluster, a.train_only) or a.train_only is not None:
+            return
+    elif a.train_only is not None:
         rows = study.run_all(study.methods, study.profile.rows(), a.train_only or None)
         print(rows.to_string(index=False))
         return
@@ -217,7 +233,33 @@ def add_study(sub) -> None:
                    "only a data pack; then merge its results store and run --only 04 where Jupyter is")
     p.add_argument("--keep-checked-outputs", action="store_true", help="after running, copy the outputs that "
                    "nbval checks into the source notebooks (maintainers, smoke profile)")
+    add_executor_args(p)
     p.set_defaults(fn=cmd_study)
+
+
+CLUSTER_OPTIONS = ("workers", "gpus_per_job", "partition", "timeout_min", "array_parallelism", "cpus_per_task",
+                   "mem_gb", "account", "qos")
+
+
+def add_executor_args(p) -> None:
+    g = p.add_argument_group("executors", "train the runs as submitit jobs before the notebooks, which then only "
+                             "read (README 'On a cluster'); options given here win over --executor-config")
+    g.add_argument("--executor", choices=executors.EXECUTORS, default="inline", help="inline: the notebooks train "
+                   "one run after another; local: one job per run, --workers at a time; slurm: a job array, "
+                   "submitted without waiting")
+    g.add_argument("--executor-config", type=Path, metavar="TOML", help="a file of the options below (partition = "
+                   "'gpu', setup = ['module load cuda'], ...)")
+    g.add_argument("--workers", type=int, help="local: jobs at once; slot i uses GPU i mod the GPUs here (several "
+                   "per GPU share it), or on a CPU its share of the cores (default 1)")
+    g.add_argument("--gpus-per-job", type=int, help="slurm: GPUs per job (default 0)")
+    g.add_argument("--partition", help="slurm partition")
+    g.add_argument("--timeout-min", type=int, help="minutes per job; a job past it is requeued and resumes "
+                   "(default: slurm's partition default, no limit locally)")
+    g.add_argument("--array-parallelism", type=int, help="slurm: array tasks running at once (default 64)")
+    g.add_argument("--cpus-per-task", type=int, help="slurm: CPUs per job")
+    g.add_argument("--mem-gb", type=float, help="slurm: memory per job")
+    g.add_argument("--account", help="slurm account")
+    g.add_argument("--qos", help="slurm quality of service")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -4,12 +4,17 @@ training step and evaluation (`bench.ours`) at the profile's backbone, input siz
 the store holds finished cost nothing."""
 from __future__ import annotations
 
+import heapq
+
 import pandas as pd
 
 from .. import data, env
 from ..core.config import BATCH_SIZE, RunConfig
 from ..study import Study, ablation
 from . import bench
+
+REFERENCE = "finetune"  # the step a device's speed is given for: one ResNet-26 (or Lite0) fine-tuning step
+GPUS = (1, 8, 64)
 
 
 def images(study: Study, cfg: RunConfig, split: str) -> int:
@@ -54,15 +59,16 @@ def speeds(study: Study, methods, device, steps: int, precision: str, batch: int
 
 
 def plan(study: Study, device=None, steps: int = 3, precision: str = "auto", batch: int | None = None,
-         with_ablation: bool = True) -> pd.DataFrame:
+         with_ablation: bool = True, gpu_speed: float | None = None) -> pd.DataFrame:
     """One row per run (the profile's, and notebook 06's ablation unless `with_ablation` is False): images, epochs,
     validations, image passes and estimated minutes (0 where finished); speeds measured at `batch` (default: the
-    config's batch size)."""
+    config's batch size). With `gpu_speed`, also `gpu_minutes` (see `on_gpu`)."""
     device = env.pick_device(device)
     runs = runs_to_plan(study) if with_ablation else study.planned().assign(part="profile")
     counts = [(images(study, r.config, "train"), images(study, r.config, "val"))
               for r in runs.itertuples()]  # first, so that missing data fails before the timing
-    speed = speeds(study, runs["method"].unique(), device, steps, precision, batch or BATCH_SIZE)
+    methods = {*runs["method"], *([REFERENCE] if gpu_speed else [])}
+    speed = speeds(study, sorted(methods), device, steps, precision, batch or BATCH_SIZE)
     rows = []
     for r, (train, val) in zip(runs.itertuples(), counts):
         cfg: RunConfig = r.config
@@ -74,12 +80,37 @@ def plan(study: Study, device=None, steps: int = 3, precision: str = "auto", bat
                      "seed": r.seed, "train_images": train, "epochs": cfg.epochs, "validations": evals,
                      "image_passes": cfg.epochs * train + validated, "minutes": minutes, "done": r.done,
                      "minutes_left": 0.0 if r.done else minutes})
-    return pd.DataFrame(rows).astype({"images_per_class": "Int64"})
+    df = pd.DataFrame(rows).astype({"images_per_class": "Int64"})
+    return on_gpu(df, speed, gpu_speed) if gpu_speed else df
 
 
-def main(profile: str, device=None, steps: int = 3, precision: str = "auto", **study_args) -> pd.DataFrame:
+def on_gpu(df: pd.DataFrame, speed: dict[str, tuple[float, float]], gpu_speed: float) -> pd.DataFrame:
+    """`gpu_minutes`: each run's minutes here scaled to a device where a fine-tuning step (the reference) runs at
+    `gpu_speed` images/s, the methods keeping the cost ratios measured here. Ratios of small kernels on a GPU are not
+    those of a CPU: an estimate to plan with, not a measurement."""
+    return df.assign(gpu_minutes=df["minutes"] * speed[REFERENCE][0] / gpu_speed)
+
+
+def wall_minutes(minutes: pd.Series, gpus: int) -> float:
+    """Minutes the runs take spread over `gpus` devices, each run on one, longest first onto the least loaded device
+    (LPT): never less than the longest run."""
+    load = [0.0] * gpus
+    for m in sorted(minutes, reverse=True):
+        heapq.heapreplace(load, load[0] + m)
+    return max(load)
+
+
+def cost_table(df: pd.DataFrame, gpus=GPUS) -> pd.DataFrame:
+    """Runs, GPU minutes in all and wall-clock minutes on 1, 8 and 64 devices, per part of the plan."""
+    return pd.DataFrame([{"part": part, "runs": len(g), "gpu_minutes": g["gpu_minutes"].sum(),
+                          **{f"wall_minutes_{n}_gpus": wall_minutes(g["gpu_minutes"], n) for n in gpus}}
+                         for part, g in [("all", df), *df.groupby("part", sort=False)]])
+
+
+def main(profile: str, device=None, steps: int = 3, precision: str = "auto", gpu_speed: float | None = None,
+         gpus=GPUS, **study_args) -> pd.DataFrame:
     study = Study(profile, device=device or "auto", **study_args)
-    df = plan(study, device, steps, precision)
+    df = plan(study, device, steps, precision, gpu_speed=gpu_speed)
     p = study.profile
     print(f"plan of the {p.name} profile on {env.device_name(env.pick_device(device))} (speeds: the store's "
           f"finished runs where it has them, else timed now): {p.backbone}, input "
@@ -89,4 +120,8 @@ def main(profile: str, device=None, steps: int = 3, precision: str = "auto", **s
                  image_passes=("image_passes", "sum"), minutes=("minutes", "sum")).round(1).to_string())
     print(f"total: {len(df)} runs, {int(df['done'].sum())} finished; {df['image_passes'].sum():,} image passes; "
           f"{df['minutes'].sum() / 60:.1f} hours in all, {df['minutes_left'].sum() / 60:.1f} hours left")
+    if gpu_speed:
+        print(f"on GPUs where a {REFERENCE} step runs at {gpu_speed:,.0f} images/s (the methods' cost ratios as "
+              f"measured here; one run per GPU at a time, longest first):")
+        print(cost_table(df, gpus).round(1).to_string(index=False))
     return df

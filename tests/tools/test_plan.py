@@ -34,3 +34,16 @@ def test_plan_takes_speeds_from_finished_runs(toy_root, tmp_path, monkeypatch):
     assert train == 8 * 2 / h["train_seconds"].sum() and evaluate > 0
     monkeypatch.setattr(plan.bench, "ours", None)  # a timing would fail: the store's figures are used
     assert plan.plan(study, "cpu", with_ablation=False)["done"].all()
+
+
+def test_gpu_minutes_scale_by_the_reference_speed_and_spread_longest_first():
+    import pandas as pd
+    df = pd.DataFrame({"part": ["profile", "profile", "profile", "ablation"], "minutes": [60.0, 30.0, 30.0, 20.0]})
+    df = plan.on_gpu(df, {"finetune": (50.0, 100.0)}, gpu_speed=1000.0)  # here 50 images/s: the GPU 20x faster
+    assert df["gpu_minutes"].tolist() == [3.0, 1.5, 1.5, 1.0]
+    assert plan.wall_minutes(df["gpu_minutes"], 1) == 7.0
+    assert plan.wall_minutes(df["gpu_minutes"], 2) == 4.0  # 3 + 1 beside 1.5 + 1.5
+    assert plan.wall_minutes(df["gpu_minutes"], 64) == 3.0  # never less than the longest run
+    table = plan.cost_table(df, gpus=(1, 2))
+    assert table["part"].tolist() == ["all", "profile", "ablation"] and table["runs"].tolist() == [4, 3, 1]
+    assert table.loc[1, "gpu_minutes"] == 6.0 and table.loc[1, "wall_minutes_2_gpus"] == 3.0
