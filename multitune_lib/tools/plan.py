@@ -25,13 +25,27 @@ def images(study: Study, cfg: RunConfig, split: str) -> int:
     return len(data.select(ann, n, cfg.classes, cfg.seed, draw=cfg.draw))
 
 
+def eta_sweep(study: Study) -> pd.DataFrame:
+    """Notebook 02's eta sweep, where the profile has a grid: MultiTune on its first dataset's whole-dataset row."""
+    p, rows = study.profile, []
+    dataset = next(iter(p.datasets))
+    for eta in p.eta_grid:
+        for seed in study.seeds:
+            cfg = study.config("multitune", dataset, p.full_row, seed, eta=eta, source_sha256=study.source_sha256)
+            rows.append({"method": "multitune", "seed": seed, "config": cfg.resolved(), "digest": cfg.digest()})
+    return pd.DataFrame(rows, columns=["method", "seed", "config", "digest"]).assign(
+        dataset=dataset, images_per_class=p.full_row)
+
+
 def runs_to_plan(study: Study) -> pd.DataFrame:
-    """The profile's runs, then the ablation's (notebook 06) that are not among them, each once."""
+    """Every run the notebooks train, each once: the profile's (Table 3), then those of the eta sweep (02) and of the
+    ablation (06) that are not among them."""
     dataset, images_per_class = study.profile.ablation_row()
-    extra = ablation.configs(study, dataset, images_per_class)
-    extra = extra.assign(dataset=dataset, images_per_class=images_per_class,
-                         done=extra["digest"].map(lambda d: study.store.finished(d) is not None))
-    runs = pd.concat([study.planned().assign(part="profile"), extra.assign(part="ablation")], ignore_index=True)
+    extra = ablation.configs(study, dataset, images_per_class).assign(dataset=dataset,
+                                                                      images_per_class=images_per_class)
+    parts = [eta_sweep(study).assign(part="eta sweep"), extra.assign(part="ablation")]
+    parts = [x.assign(done=x["digest"].map(lambda d: study.store.finished(d) is not None)) for x in parts]
+    runs = pd.concat([study.planned().assign(part="profile"), *parts], ignore_index=True)
     return runs.drop_duplicates("digest").reset_index(drop=True)
 
 
@@ -60,7 +74,7 @@ def speeds(study: Study, methods, device, steps: int, precision: str, batch: int
 
 def plan(study: Study, device=None, steps: int = 3, precision: str = "auto", batch: int | None = None,
          with_ablation: bool = True, gpu_speed: float | None = None) -> pd.DataFrame:
-    """One row per run (the profile's, and notebook 06's ablation unless `with_ablation` is False): images, epochs,
+    """One row per run (the profile's, and notebooks 02's eta sweep and 06's ablation unless `with_ablation` is False): images, epochs,
     validations, image passes and estimated minutes (0 where finished); speeds measured at `batch` (default: the
     config's batch size). With `gpu_speed`, also `gpu_minutes` (see `on_gpu`)."""
     device = env.pick_device(device)

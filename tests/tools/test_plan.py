@@ -47,3 +47,13 @@ def test_gpu_minutes_scale_by_the_reference_speed_and_spread_longest_first():
     table = plan.cost_table(df, gpus=(1, 2))
     assert table["part"].tolist() == ["all", "profile", "ablation"] and table["runs"].tolist() == [4, 3, 1]
     assert table.loc[1, "gpu_minutes"] == 6.0 and table.loc[1, "wall_minutes_2_gpus"] == 3.0
+
+
+def test_the_plan_holds_notebook_02s_eta_sweep_once(toy_root, tmp_path, monkeypatch):
+    p = profiles.Profile("tiny", {"toy": None}, full_row=None, few_shot_rows=(2,), epochs=2, seeds=(0, 1),
+                         methods=("multitune",), eta_grid=(0.0, 0.5, 1.0))
+    monkeypatch.setitem(profiles.PROFILES, "tiny", p)
+    runs = plan.runs_to_plan(Study("tiny", toy_root, results=tmp_path, device="cpu"))
+    sweep = runs[runs["part"] == "eta sweep"]
+    assert sorted(c.eta for c in sweep["config"]) == [0.0, 0.0, 1.0, 1.0]  # eta 0.5 is the main run, planned once
+    assert sweep["images_per_class"].isna().all() and runs["digest"].is_unique
