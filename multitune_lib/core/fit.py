@@ -53,7 +53,7 @@ def progress(cfg: RunConfig, done: int):
 
 def fit(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | Path = "results",
         source: str | Path | None = None, device: str | None = None, precision: str = "auto",
-        compile: bool = False, keep_weights: bool = False, cache: str | Path | None = None,
+        compile: bool | str = False, keep_weights: bool = False, cache: str | Path | None = None,
         image_source: data.ImageSource | None = None, tags: dict | None = None,
         on_epoch: Callable[[dict], None] | None = None, wait: bool = False) -> dict:
     """Train one configuration (or return it from the store) and return its result row. While it trains, the run

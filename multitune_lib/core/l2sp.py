@@ -39,8 +39,8 @@ class L2SP(nn.Module):
 
     def forward(self) -> torch.Tensor:
         w0 = [getattr(self, f"w0_{i}") for i in range(len(self.source))]
-        moved = squared_norm(torch._foreach_sub(self.source, w0))
-        return self.alpha / 2 * moved + self.beta / 2 * squared_norm(self.new)
+        moved = torch._foreach_sub(self.source, w0) if self.source else []  # foreach ops refuse an empty list
+        return self.alpha / 2 * squared_norm(moved) + self.beta / 2 * squared_norm(self.new)
 
 
 def squared_norm(tensors: list[torch.Tensor]) -> torch.Tensor:

@@ -1,14 +1,16 @@
 """The training core: one configuration on data already loaded. Setup puts the data on the device and builds the
 model, optimiser groups, scheduler and regulariser; then `train_epoch` -> `evaluate` -> one history row per epoch;
 `summary` is the result row. Augmentation runs on the device, bf16 autocast where it pays, channels_last, fused SGD
-on CUDA. `state_dict` / `load_state_dict` carry everything a resumed run needs, so resuming is bitwise exact.
-`fit` (core/fit.py) wraps it with the results store; `bench` times this very `train_epoch`."""
+on CUDA; `compile` compiles the loss (forward, cross-entropy, penalty) as one graph. `state_dict` /
+`load_state_dict` carry everything a resumed run needs, so resuming is bitwise exact. `fit` (core/fit.py) wraps it
+with the results store; `bench` times this very `train_epoch`."""
 from __future__ import annotations
 
 import math
 import time
 from contextlib import nullcontext
 from datetime import datetime, timezone
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -40,9 +42,20 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def compiled(fn, compile: bool | str | Callable):
+    """`fn` itself when `compile` is False, else `torch.compile`d with inductor (True) or the backend given (a name,
+    such as "aot_eager", or a backend callable). Static shapes: each batch size gets its own graph whatever came
+    before, so a resumed run runs the kernels an uninterrupted one does. With automatic dynamic shapes, a smaller
+    last batch recompiles the graph with a symbolic batch size, which later epochs then run, a resumed run not."""
+    if compile is False:
+        return fn
+    return torch.compile(fn, backend="inductor" if compile is True else compile, dynamic=False)
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, train: Split, val: Split, *, source_state: dict | None = None,
-                 device: str | torch.device | None = None, precision: str = "auto", compile: bool = False):
+                 device: str | torch.device | None = None, precision: str = "auto",
+                 compile: bool | str | Callable = False):
         self.cfg = cfg = cfg.resolved()
         self.method = METHODS.get(cfg.method)
         self.device = device = env.pick_device(device)
@@ -53,7 +66,7 @@ class Trainer:
         self.model = built.model
         self.norm, self.norm_eval = self.normalisers(train)
         self.curve_val = self.sample(self.val, cfg.curve_val_images)
-        self.step_model = torch.compile(self.model) if compile else self.model
+        self.losses, self.forward = compiled(self.losses, compile), compiled(self.model, compile)
         self.opt = torch.optim.SGD(built.groups, lr=cfg.lr, momentum=cfg.momentum, fused=device.type == "cuda")
         milestones = list(cfg.milestones)[:1] if cfg.lr_steps == "first" else list(cfg.milestones)
         self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, milestones, cfg.gamma)
@@ -97,7 +110,7 @@ class Trainer:
 
     def train_epoch(self) -> tuple[float, float]:
         """One pass over the train split in seeded random batches: (mean loss, last penalty), read once at the end."""
-        self.step_model.train()
+        self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         penalty = torch.zeros((), device=self.device)
         n = len(self.train)
@@ -107,12 +120,18 @@ class Trainer:
         self.sched.step()
         return loss_sum.item() / n, float(penalty)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One SGD step; returns the detached cross-entropy and regulariser penalty."""
+    def losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cross-entropy and the regulariser penalty: the forward that `compile` compiles as one graph, so that
+        the backward of all three goes through AOT autograd."""
         with self.autocast():
-            out = self.step_model(x)
+            out = self.model(x)
         loss = F.cross_entropy(out.float(), y)
         penalty = self.reg() if self.reg is not None else torch.zeros((), device=self.device)
+        return loss, penalty
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step (the optimiser stays eager); returns the detached cross-entropy and regulariser penalty."""
+        loss, penalty = self.losses(x, y)
         self.opt.zero_grad(set_to_none=True)
         (loss + penalty).backward()
         self.opt.step()
@@ -122,12 +141,12 @@ class Trainer:
     def evaluate(self, split: Split | None = None) -> float:
         """Top-1 accuracy on the whole images of `split` (default: val)."""
         split = self.val if split is None else split
-        self.step_model.eval()
+        self.model.eval()
         correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
         for i in range(0, len(split), EVAL_BATCH):
             x = split.images[i:i + EVAL_BATCH]
             with self.autocast():
-                out = self.step_model(self.norm_eval(self.eval_flip(x, self.eval_gen) if self.eval_flip else x))
+                out = self.forward(self.norm_eval(self.eval_flip(x, self.eval_gen) if self.eval_flip else x))
             correct += (out.argmax(1) == split.labels[i:i + EVAL_BATCH]).sum()
         return correct.item() / max(len(split), 1)
 

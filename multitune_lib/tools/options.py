@@ -61,4 +61,5 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                    help="autocast dtype; auto = bf16 on CUDA and on CPUs with native bf16")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", action="store_true", help="torch.compile (inductor) each training "
+                   "step's loss (forward, cross-entropy, L2-SP penalty) as one graph, and evaluation's forward")

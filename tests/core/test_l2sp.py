@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -60,3 +61,11 @@ def test_new_weights_pulled_to_zero():
     expected = 0.005 * sum((p ** 2).sum().item() for p in reg.new)
     assert abs(reg().item() - expected) <= 1e-4 * expected
     assert {id(p) for p in reg.new} >= {id(net.fc.weight), id(net.blocks[11].conv1.weight)}
+
+
+def test_a_frozen_backbone_leaves_only_the_new_weights_term():
+    """Feature extraction with L2-SP: no trainable source weight, so the alpha term is empty (it used to raise)."""
+    net = resnet26(10)
+    net.requires_grad_(False).fc.requires_grad_(True)
+    reg = L2SP.for_model(net, ["fc."], alpha=0.01, beta=0.01)
+    assert reg.source == [] and reg().item() == pytest.approx(0.005 * net.fc.weight.pow(2).sum().item())
