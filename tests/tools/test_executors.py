@@ -95,3 +95,18 @@ def test_slurm_without_a_cluster_is_one_clear_error(tmp_path, monkeypatch, capsy
     assert cli.main(["study", "--profile", "smoke", "-p", "results", str(tmp_path / "store"),
                      "--executor", "slurm"]) == cli.USER_ERROR
     assert "needs SLURM's sbatch and srun on PATH" in capsys.readouterr().err
+
+
+def test_the_study_command_trains_through_the_executor_then_runs_the_notebooks(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(executors, "train", lambda study, kind, cluster, datasets: calls.append(
+        ("train", kind, cluster.workers, datasets)) or kind == "local")
+    monkeypatch.setattr(cli, "run_notebooks", lambda profile, params, only: calls.append(("notebooks", only))
+                        or tmp_path)
+    store = ["-p", "results", str(tmp_path / "store")]
+    assert cli.main(["study", "--profile", "smoke", *store, "--executor", "local", "--workers", "3"]) == 0
+    assert calls == [("train", "local", 3, None), ("notebooks", None)]
+    calls.clear()
+    assert cli.main(["study", "--profile", "smoke", *store, "--executor", "local", "--train-only", "aircraft"]) == 0
+    assert cli.main(["study", "--profile", "smoke", *store, "--executor", "slurm"]) == 0
+    assert calls == [("train", "local", 1, ["aircraft"]), ("train", "slurm", 1, None)]  # no notebooks: not all done
