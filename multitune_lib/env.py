@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 
@@ -68,3 +69,8 @@ def cpu_has_bf16() -> bool:
         return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     except (AttributeError, RuntimeError):
         return False
+
+
+def cpu_share(k: int) -> int:
+    """Threads for each of k processes sharing this machine's CPUs (at least one)."""
+    return max(1, (os.cpu_count() or 1) // k)

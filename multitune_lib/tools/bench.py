@@ -145,7 +145,7 @@ def concurrent(method: str, device, k: int, batch: int, steps: int, precision: s
     device = env.pick_device(device)
     ctx = mp.get_context("spawn")  # fork would copy the parent's CUDA state and thread pools into the children
     barrier, reports = ctx.Barrier(k), ctx.Queue()
-    threads = max(1, (os.cpu_count() or 1) // k) if device.type == "cpu" else 0
+    threads = env.cpu_share(k) if device.type == "cpu" else 0
     procs = [ctx.Process(target=worker, args=(rank, barrier, reports, timeout, threads, method, device, batch, steps,
                                               precision, compile, backbone, input_size)) for rank in range(k)]
     for p in procs:

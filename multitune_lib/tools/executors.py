@@ -9,7 +9,6 @@ which is what bounds a small step) and without requiring runs to share an archit
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import time
 import tomllib
@@ -18,7 +17,7 @@ from pathlib import Path
 import submitit
 import torch
 
-from .. import paths
+from .. import env, paths
 from ..core.config import RunConfig
 from ..core.fit import fit
 from ..errors import ConfigError, MultiTuneError, one_line
@@ -106,7 +105,7 @@ def run_local(study: Study, cfgs: list[RunConfig], cluster: Cluster) -> list[sub
     """Every config as its own job, `cluster.workers` at a time; worker slot i gets GPU i mod the GPU count (each
     job then sees one GPU, as `cuda`), or a CPU's share of threads. Returns the jobs, finished or failed."""
     gpus = gpus_here(study.device)
-    device, threads = ("cuda", None) if gpus else (study.device, max(1, (os.cpu_count() or 1) // cluster.workers))
+    device, threads = ("cuda", None) if gpus else (study.device, env.cpu_share(cluster.workers))
     ex = submitit.LocalExecutor(folder(study, cluster))
     queue, running, ended = list(cfgs), {}, []
     while queue or running:
