@@ -50,18 +50,16 @@ def runs_to_plan(study: Study) -> pd.DataFrame:
 
 
 def measured(study: Study) -> dict[str, tuple[float, float]]:
-    """method -> (train, evaluation) images/s over the finished main runs in the store: the real workload."""
+    """method -> (train, evaluation) images/s over the finished main runs in the store: the real workload. The
+    median epoch, so that an epoch paused (a suspended job) or shared with other work does not set the pace."""
     runs = study.runs()
     h = study.history()
     if runs.empty or "val_images" not in h:
         return {}
     h = h[h["main"]].merge(runs[["digest", "train_images"]], on="digest")
-    out = {}
-    for method, g in h.groupby("method"):
-        val = g.dropna(subset=["val_images"])
-        out[method] = (g["train_images"].sum() / g["train_seconds"].sum(),
-                       val["val_images"].sum() / (val["seconds"] - val["train_seconds"]).sum())
-    return out
+    h = h.assign(train=h["train_images"] / h["train_seconds"],
+                 evaluate=h["val_images"] / (h["seconds"] - h["train_seconds"]))
+    return {method: (g["train"].median(), g["evaluate"].median()) for method, g in h.groupby("method")}
 
 
 def speeds(study: Study, methods, device, steps: int, precision: str, batch: int) -> dict[str, tuple[float, float]]:
