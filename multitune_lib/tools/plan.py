@@ -1,7 +1,7 @@
 """`plan`: a profile's runs, their image passes and the minutes they would take at the speed measured here, before
-anything trains. A method's speed is what its finished runs in the store measured (their median epoch), or else a few steps of its own
-training step and evaluation (`bench.ours`) at the profile's backbone, input size and batch size, timed now; runs
-the store holds finished cost nothing."""
+anything trains. A method's speed is what its finished runs in the store measured (their median epoch), or else a
+few steps of its own training step and evaluation (`bench.ours`) at the profile's backbone, input size and batch
+size, timed now; runs the store holds finished cost nothing."""
 from __future__ import annotations
 
 import heapq
