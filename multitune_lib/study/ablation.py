@@ -121,18 +121,26 @@ def fmt(m) -> str:
 
 
 def figure(res: pd.DataFrame, measure: str = "final_pct"):
-    """MultiTune minus SpotTune per difference: the per-seed gaps, their mean and 95% t-interval."""
+    """Per difference, MultiTune minus SpotTune (left) and how far it moves from the paper protocol's gap in the same
+    seed (right, what the readings judge): per-seed dots, mean and 95% t-interval."""
     wide = res.pivot_table(index=["difference", "seed"], columns="method", values=measure)
     wide = wide.reindex(columns=list(METHODS_COMPARED)).reset_index()  # a method with no finished run yet
     wide = wide.assign(gap=wide["multitune"] - wide["spottune"]).dropna(subset=["gap"])
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(ORDER) + 1.2))
-    ax.axvline(0, color="grey", lw=0.8)
-    if not wide.empty:
-        sns.pointplot(data=wide, y="difference", x="gap", order=ORDER, errorbar=t_interval, linestyle="none",
-                      capsize=0.2, color="tab:red", ax=ax)
-        sns.stripplot(data=wide, y="difference", x="gap", order=ORDER, color="grey", size=3, ax=ax)
-    ax.set_xlabel("MultiTune minus SpotTune (points; mean and 95% t-interval over seeds, dots: seeds)")
-    ax.set_ylabel("")
+    paper = wide[wide["difference"] == PAPER].set_index("seed")["gap"]
+    wide = wide.assign(change=wide["gap"] - wide["seed"].map(paper))
+    fig, axes = plt.subplots(1, 2, sharey=True, figsize=(12, 0.45 * len(ORDER) + 1.6))
+    titles = {"gap": "MultiTune minus SpotTune", "change": "its move from the paper protocol's gap, paired by seed"}
+    for ax, (column, title) in zip(axes, titles.items()):
+        ax.axvline(0, color="grey", lw=0.8)
+        points = wide.dropna(subset=[column])
+        if not points.empty:
+            sns.pointplot(data=points, y="difference", x=column, order=ORDER, errorbar=t_interval,
+                          linestyle="none", capsize=0.2, color="tab:red", ax=ax)
+            sns.stripplot(data=points, y="difference", x=column, order=ORDER, color="grey", size=3, ax=ax)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("points")
+        ax.set_ylabel("")
+    fig.supxlabel("final-epoch validation accuracy; mean and 95% t-interval over seeds, dots: seeds", fontsize=9)
     fig.tight_layout()
     return fig
 

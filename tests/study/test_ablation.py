@@ -56,10 +56,19 @@ def test_the_summary_pairs_by_seed_and_reads_each_difference():
     assert t.loc["setting B's lr lost", "reads"] == "not run yet"
 
 
+def test_the_figure_draws_each_seeds_move_from_the_paper_gap():
+    fig = ablation.figure(fake_results([2, 4, 6], [3, 3, 7]))
+    gaps, moves = (sorted(x for c in ax.collections for x, _ in c.get_offsets()) for ax in fig.axes)
+    assert gaps == pytest.approx([2, 3, 3, 4, 6, 7])  # the strip's dots: one per seed and difference
+    assert moves == pytest.approx([-1, 0, 0, 0, 1, 1])  # 3-2, 3-4, 7-6; the paper's own moves are 0
+
+
 def test_the_figure_draws_while_a_method_has_no_finished_run():
     res = fake_results([2, 4, 6], [3, 3, 7])
     res.loc[res["method"] == "spottune", "final_pct"] = math.nan  # as the store holds it before SpotTune trains
     fig = ablation.figure(res)
-    assert fig.axes[0].get_xlabel().startswith("MultiTune minus SpotTune")
+    assert [ax.get_title() for ax in fig.axes] == ["MultiTune minus SpotTune",
+                                                   "its move from the paper protocol's gap, paired by seed"]
+    assert all(not ax.collections for ax in fig.axes)  # no gap without SpotTune: nothing drawn, no error
     t = ablation.summary(res)
     assert t["gap_pct"].isna().all() and (t["reads"] == "not run yet").all()
