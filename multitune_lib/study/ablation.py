@@ -15,7 +15,7 @@ import seaborn as sns
 from ..core.config import RunConfig
 from ..core.registry import METHODS
 from ..store import files
-from .report import markdown, mean_ci, t_interval
+from .report import holm, markdown, mean_ci, paired_p, t_interval
 from .study import Study, label
 
 PAPER, RELEASED = "paper protocol", "released code (all at once)"
@@ -78,25 +78,34 @@ def results(study: Study, plan: pd.DataFrame) -> pd.DataFrame:
 
 def summary(res: pd.DataFrame, measure: str = "final_pct") -> pd.DataFrame:
     """Per difference: each method's mean and 95% half-width, MultiTune minus SpotTune paired by seed, and the change
-    of that gap from the paper protocol's (paired by seed), with a sentence saying what it means."""
+    of that gap from the paper protocol's (paired by seed) with its t-test p-value, Holm-adjusted over every
+    difference tested, and a sentence saying what it means."""
     every = pd.MultiIndex.from_product([ORDER, sorted(res["seed"].unique())], names=["difference", "seed"])
     wide = res.pivot_table(index=["difference", "seed"], columns="method", values=measure, dropna=False)
     wide = wide.reindex(index=every, columns=list(METHODS_COMPARED))
     gap = (wide["multitune"] - wide["spottune"]).rename("gap")
     change = (gap - gap.xs(PAPER, level="difference")).rename("change")
-    out = []
+    out, moves = [], []
     for difference in ORDER:
         m, s, g, c = (mean_ci(x.xs(difference, level="difference")) for x in
                       (wide["multitune"], wide["spottune"], gap, change))
+        p = math.nan if difference == PAPER else paired_p(change.xs(difference, level="difference"))
         out.append({"difference": difference, "MultiTune_pct": m.mean, "MultiTune_ci95": m.half_width,
                     "SpotTune_pct": s.mean, "SpotTune_ci95": s.half_width, "gap_pct": g.mean, "gap_ci95": g.half_width,
-                    "change_pct": c.mean, "change_ci95": c.half_width, "seeds": g.n,
-                    "reads": reading(difference, g, c, res)})
-    return pd.DataFrame(out)
+                    "change_pct": c.mean, "change_ci95": c.half_width, "change_p": p, "seeds": g.n})
+        moves.append((g, c))
+    table = pd.DataFrame(out)
+    table["change_p_holm"] = holm(table["change_p"])
+    family = int(table["change_p"].notna().sum())
+    table["reads"] = [reading(d, g, c, res, (p, family)) for d, (g, c), p in
+                      zip(ORDER, moves, table["change_p_holm"])]
+    return table
 
 
-def reading(difference: str, gap, change, res: pd.DataFrame) -> str:
-    """One plain sentence: does this difference carry the paper's reported gain, reverse it, or not matter?"""
+def reading(difference: str, gap, change, res: pd.DataFrame, holm_p=(math.nan, 0)) -> str:
+    """One plain sentence: does this difference carry the paper's reported gain, reverse it, or not matter? A move
+    beyond its own interval that Holm's adjustment over the `family` of differences tested leaves above 0.05 is
+    said to be no more than chance could give."""
     if difference == PAPER:
         return "not run yet" if gap.n == 0 else f"the paper's protocol: MultiTune minus SpotTune {fmt(gap)}"
     rows = res[res["difference"] == difference]
@@ -113,7 +122,10 @@ def reading(difference: str, gap, change, res: pd.DataFrame) -> str:
     side = "MultiTune" if change.mean > 0 else "SpotTune"
     what = "reverses the comparison" if reverses else ("carries part of the paper's gain" if side == "MultiTune"
                                                        else "works against the paper's gain")
-    return f"{what}: it favours {side} by {fmt(change)}"
+    p, family = holm_p
+    chance = (f"; but across the {family} differences tested, Holm's adjusted p is {p:.2f}: no more than chance "
+              "could give" if p >= 0.05 else "")
+    return f"{what}: it favours {side} by {fmt(change)}{chance}"
 
 
 def fmt(m) -> str:

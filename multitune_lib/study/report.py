@@ -55,6 +55,26 @@ def t_interval(values) -> tuple[float, float]:
     return m.mean - m.half_width, m.mean + m.half_width
 
 
+def paired_p(values) -> float:
+    """Two-sided p-value of Student's t-test that the mean of per-seed differences is 0 (NaN under two values);
+    from `mean_ci`, so a difference the same in every seed gives 0 rather than scipy's precision warning."""
+    m = mean_ci(values)
+    if m.n < 2:
+        return math.nan
+    if m.sd == 0:
+        return 1.0 if m.mean == 0 else 0.0
+    return float(2 * stats.t.sf(abs(m.mean) * math.sqrt(m.n) / m.sd, m.n - 1))
+
+
+def holm(p_values) -> pd.Series:
+    """Holm's step-down adjustment of a family of p-values (missing ones left out of the family and missing):
+    the k-th smallest is multiplied by (m - k + 1), then made non-decreasing and capped at 1."""
+    p = pd.Series(p_values, dtype=float)
+    ranked = p.dropna().sort_values()
+    factor = pd.Series(range(len(ranked), 0, -1), index=ranked.index, dtype=float)
+    return (ranked * factor).cummax().clip(upper=1.0).reindex(p.index)
+
+
 def paper_table3() -> pd.DataFrame:
     """The paper's Table 3; its whole-dataset rows ("all") as missing images per class, as in our configs."""
     paper = pd.read_csv(paths.data_dir() / "paper" / "table3.csv", dtype={"images_per_class": str})

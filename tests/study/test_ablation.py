@@ -31,10 +31,10 @@ def test_the_smoke_ablation_plans_one_run_per_real_difference():
     assert (same["digest"] == same["method"].map(paper)).all()  # no difference: the paper run itself
 
 
-def fake_results(gaps_paper, gaps_variant) -> pd.DataFrame:
-    """SpotTune at 30% in every run; MultiTune at 30 + gap, for the paper protocol and one difference."""
+def fake_results(gaps_paper, gaps_variant, variant="shared trunk", **more) -> pd.DataFrame:
+    """SpotTune at 30% in every run; MultiTune at 30 + gap, for the paper protocol and one difference (or more)."""
     rows = []
-    for difference, gaps in ((PAPER, gaps_paper), ("shared trunk", gaps_variant)):
+    for difference, gaps in ((PAPER, gaps_paper), (variant, gaps_variant), *more.items()):
         for seed, gap in enumerate(gaps):
             rows += [{"difference": difference, "method": "spottune", "seed": seed, "final_pct": 30.0,
                       "same_as_paper": difference == PAPER},
@@ -54,6 +54,19 @@ def test_the_summary_pairs_by_seed_and_reads_each_difference():
     t = ablation.summary(fake_results([2, 4, 6], [3, 3, 7])).set_index("difference")
     assert t.loc["shared trunk", "reads"].startswith("does not matter here: the gap moves by +0.33 points")
     assert t.loc["setting B's lr lost", "reads"] == "not run yet"
+
+
+def test_a_move_beyond_its_interval_that_holm_leaves_above_005_is_read_as_chance():
+    # two differences, each moving the gap by 1, 1.5, 2: t = 1.5 / (0.5 / sqrt 3), raw p = 1 - t / sqrt(t^2 + 2)
+    raw = 1 - math.sqrt(27) / math.sqrt(29)  # 0.0351: beyond the 95% interval on its own
+    res = fake_results([2, 4, 6], [3, 5.5, 8], batch_size_120=[3, 5.5, 8]).replace("batch_size_120", "batch size 120")
+    t = ablation.summary(res).set_index("difference")
+    assert t.loc["shared trunk", "change_p"] == pytest.approx(raw)
+    assert t.loc[["shared trunk", "batch size 120"], "change_p_holm"].tolist() == pytest.approx([2 * raw] * 2)
+    assert t.loc["shared trunk", "reads"] == ("carries part of the paper's gain: it favours MultiTune by +1.50 points "
+                                              "(± 1.24); but across the 2 differences tested, Holm's adjusted p is "
+                                              "0.07: no more than chance could give")
+    assert math.isnan(t.loc[PAPER, "change_p"])  # the reference is not tested against itself
 
 
 def test_the_figure_draws_each_seeds_move_from_the_paper_gap():

@@ -103,6 +103,17 @@ def test_markdown():
     assert report.markdown(df) == "| a | b | c |\n|---|---|---|\n| x | 1.23 | 3 |\n| y |  | 4 |\n"
 
 
+def test_paired_p_and_holm_of_numbers_worked_by_hand():
+    # differences 1, 2, 3: t = 2 / (1 / sqrt 3) = sqrt 12; with 2 degrees of freedom p = 1 - t / sqrt(t^2 + 2)
+    assert report.paired_p([1, 2, 3]) == pytest.approx(1 - math.sqrt(12) / math.sqrt(14), rel=1e-9)  # 0.0741799
+    assert math.isnan(report.paired_p([1.0, None]))  # one seed: no test
+    assert (report.paired_p([2, 2, 2]), report.paired_p([0, 0])) == (0.0, 1.0)  # no spread
+    adjusted = report.holm([0.01, 0.04, None, 0.03])  # m = 3: 0.01 x 3, 0.03 x 2, then 0.04 x 1 held up to 0.06
+    assert adjusted.iloc[[0, 1, 3]].tolist() == pytest.approx([0.03, 0.06, 0.06]) and math.isnan(adjusted.iloc[2])
+    assert report.holm([0.4, 0.5]).tolist() == [0.8, 0.8]
+    assert report.holm([0.9, 0.6]).tolist() == [1.0, 1.0]  # capped
+
+
 def test_mean_ci_of_numbers_worked_by_hand():
     m = report.mean_ci([1, 2, 3])
     assert (m.mean, m.sd, m.n) == (2.0, 1.0, 3)
