@@ -148,7 +148,8 @@ def figure(res: pd.DataFrame, measure: str = "final_pct"):
         if not points.empty:
             sns.pointplot(data=points, y="difference", x=column, order=ORDER, errorbar=t_interval,
                           linestyle="none", capsize=0.2, color="tab:red", ax=ax)
-            sns.stripplot(data=points, y="difference", x=column, order=ORDER, color="grey", size=3, ax=ax)
+            sns.stripplot(data=points, y="difference", x=column, order=ORDER, color="grey", size=3,
+                          jitter=False, ax=ax)  # no random jitter: the committed figure regenerates identically
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("points")
         ax.set_ylabel("")
