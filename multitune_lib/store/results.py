@@ -77,6 +77,17 @@ class ResultsStore:
                 (d / ".lock").unlink(missing_ok=True)
             lock.release()
 
+    def drop_stale_lock(self, digest: str) -> None:
+        """Remove a finished run's lock file that a process killed before removing it left behind; a lock some
+        process still holds (a waiter about to find the run finished) is left to it."""
+        path = self.run_dir(digest) / ".lock"
+        if path.exists():
+            try:
+                with FileLock(path, timeout=0):
+                    path.unlink(missing_ok=True)
+            except Timeout:
+                pass
+
     def save_checkpoint(self, digest: str, state: dict) -> None:
         files.torch_save(state, self.run_dir(digest) / "checkpoint.pt")
 
@@ -101,14 +112,15 @@ class ResultsStore:
         self.tidy(row["digest"])
 
     def tidy(self, digest: str) -> None:
-        """Remove what a finished run no longer needs (its checkpoint, half-written files). A process killed
-        between writing run.json and this left them, and maybe the tables unexported: export again then."""
+        """Remove what a finished run no longer needs (its checkpoint, half-written files, a stale lock). A process
+        killed between writing run.json and this left them, and maybe the tables unexported: export again then."""
         d = self.run_dir(digest)
         leftovers = [d / "checkpoint.pt", *d.glob(".*.tmp")]
         if any(p.exists() for p in leftovers):
             self.export()
             for p in leftovers:
                 p.unlink(missing_ok=True)
+        self.drop_stale_lock(digest)
 
     def weights(self, digest: str) -> dict:
         """The final weights a run kept (`keep_weights=True`)."""

@@ -5,6 +5,7 @@ import pathlib
 import pandas as pd
 import pytest
 import torch
+from filelock import FileLock
 
 from multitune_lib import paths
 from multitune_lib.core.config import RunConfig
@@ -112,6 +113,19 @@ def test_a_half_written_file_left_by_a_kill_is_removed_and_never_merged(tmp_path
     (there.run_dir(b.digest()) / ".checkpoint.pt.5e6f7a8b.tmp").write_bytes(b"half")
     there.finish(fake_row(b), fake_history())  # the run ends: its folder holds no temporary or resumable state
     assert sorted(p.name for p in there.run_dir(b.digest()).iterdir()) == ["history.csv", "run.json"]
+
+
+def test_a_lock_left_by_a_kill_after_the_run_finished_goes_when_the_run_is_asked_for_again(toy_root, tmp_path):
+    store = ResultsStore(tmp_path / "store")
+    cfg = RunConfig(method="feature", dataset="toy", images_per_class=2, epochs=1, batch_size=8)
+    row = fit(cfg, data_root=toy_root, results=store.root, device="cpu", cache=tmp_path / "cache")
+    lock = store.run_dir(row["digest"]) / ".lock"
+    lock.write_text("")  # killed after run.json, its tables and tidy, before the lock was removed
+    with FileLock(lock, timeout=0):  # held: a waiter that will find the run finished; not taken from it
+        store.tidy(row["digest"])
+        assert lock.exists()
+    assert fit(cfg, data_root=toy_root, results=store.root, device="cpu") == row
+    assert sorted(p.name for p in store.run_dir(row["digest"]).iterdir()) == ["history.csv", "run.json"]
 
 
 def test_a_run_being_trained_here_is_not_replaced_by_a_merge(tmp_path):
