@@ -164,6 +164,23 @@ def verdict(study: Study, better: str = "multitune", than: str = "spottune") -> 
     return out.drop(columns="dataset").rename(columns={"dataset_label": "data"})
 
 
+# each method against what it is built on: MultiTune joins two L2-SP networks, SpotTune routes a fine-tuned one
+WHY = [("multitune", "l2sp"), ("spottune", "finetune"), ("l2sp", "finetune")]
+
+
+def why(study: Study) -> pd.DataFrame:
+    """Where MultiTune's lead over SpotTune comes from, at the final epoch, paired by seed as in `verdict`: does
+    joining two networks add to the L2-SP both train with (MultiTune - L2-SP), does routing add to fine-tuning
+    (SpotTune - fine-tuning), and what L2-SP adds to fine-tuning."""
+    parts = [(f"{label(a)} - {label(b)}", verdict(study, a, b)) for a, b in WHY]
+    parts = [v[v["measure"] == "final"].assign(contrast=name) for name, v in parts if not v.empty]
+    columns = ["data", "images_per_class", "contrast", "seeds", "diff_pct", "ci95_pct", "verdict"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(parts, ignore_index=True)[columns]
+    return out.sort_values(["data", "images_per_class"], key=_verdict_order, kind="stable").reset_index(drop=True)
+
+
 def markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
     def cell(v):
         if isinstance(v, float):
@@ -179,8 +196,10 @@ TABLE3_COLUMNS = ["data", "images_per_class", "method", "ours_final_pct", "ours_
                   "diff_best_vs_paper_pct", "ours_minutes", "paper_minutes", "seeds", "epochs", "device", "precision"]
 
 
-def write_table3(t: pd.DataFrame, folder: Path, profile: profiles.Profile, v: pd.DataFrame | None = None) -> None:
-    """table3.csv and table3.md; with `v` (from `verdict`) also verdict.csv and its section in table3.md."""
+def write_table3(t: pd.DataFrame, folder: Path, profile: profiles.Profile, v: pd.DataFrame | None = None,
+                 w: pd.DataFrame | None = None) -> None:
+    """table3.csv and table3.md; with `v` (from `verdict`) also verdict.csv and its section in table3.md, and with
+    a `w` (from `why`) that holds a row, why.csv and its section."""
     t = shown(t)
     files.write_text(folder / "table3.csv", t.to_csv(index=False))
     head = (f"# Table 3 ({profile.name} profile)\n\n{profile.about}\n\nOurs: validation accuracy (%) at the final "
@@ -197,6 +216,13 @@ def write_table3(t: pd.DataFrame, folder: Path, profile: profiles.Profile, v: pd
                  "the final and at the best epoch, paired by seed (a seed draws the same few-shot images for both): "
                  "the mean of the per-seed differences and the half-width of its 95% Student-t interval over seeds; "
                  "a row counts only where the interval excludes 0.\n\n" + markdown(shown(v)))
+    if w is not None and not w.empty:
+        files.write_text(folder / "why.csv", shown(w).to_csv(index=False))
+        text += ("\n## Why?\n\nEach method against what it is built on, at the final epoch, paired by seed as "
+                 "above: MultiTune joins two networks that train with L2-SP, SpotTune routes each image through a "
+                 "fine-tuned network or its frozen source. Where MultiTune - L2-SP holds 0, joining adds nothing to "
+                 "the regulariser; where SpotTune - fine-tuning lies below 0, routing costs accuracy.\n\n"
+                 + markdown(shown(w)))
     files.write_text(folder / "table3.md", text)
 
 

@@ -176,6 +176,31 @@ def test_verdict_at_the_final_and_the_best_epoch_worked_by_hand(tmp_path):
     assert t.ours_best_ci95_pct == pytest.approx(T_975_2 * math.sqrt(13.0) / math.sqrt(3), rel=1e-9)
 
 
+def test_why_sets_each_method_against_what_it_is_built_on(tmp_path, finish):
+    """MultiTune against L2-SP, SpotTune against fine-tuning, L2-SP against fine-tuning: final epoch, paired by seed."""
+    study = Study("smoke", results=tmp_path)
+    accs = {"multitune": [0.36, 0.35, 0.37], "l2sp": [0.36, 0.36, 0.36], "spottune": [0.30, 0.31, 0.30],
+            "finetune": [0.34, 0.34, 0.35]}
+    for method, per_seed in accs.items():
+        for seed, acc in enumerate(per_seed):
+            finish(study, study.config(method, "aircraft", 4, seed), acc)
+    w = report.why(study)
+    assert w["contrast"].tolist() == ["MultiTune - L2-SP", "SpotTune - Fine-tuning", "L2-SP - Fine-tuning"]
+    w = w.set_index("contrast")
+    assert w.loc["MultiTune - L2-SP", "diff_pct"] == pytest.approx(0.0, abs=1e-9)  # 0, -1, +1 points
+    assert w.loc["MultiTune - L2-SP", "ci95_pct"] == pytest.approx(T_975_2 / math.sqrt(3), rel=1e-6)
+    assert w.loc["MultiTune - L2-SP", "verdict"] == "within the interval"
+    assert w.loc["SpotTune - Fine-tuning", "diff_pct"] == pytest.approx(-4.0)  # -4, -3, -5 points
+    assert w.loc["SpotTune - Fine-tuning", "verdict"] == "Fine-tuning better"
+    assert w.loc["L2-SP - Fine-tuning", "diff_pct"] == pytest.approx(5 / 3)  # 2, 2, 1 points
+    report.write_table3(report.table3(study), tmp_path / "f", study.profile, report.verdict(study), report.why(study))
+    assert "## Why?" in (tmp_path / "f" / "table3.md").read_text()
+    assert "SpotTune - Fine-tuning" in (tmp_path / "f" / "why.csv").read_text()
+    report.write_table3(report.table3(study), tmp_path / "g", study.profile, report.verdict(study),
+                        report.why(Study("smoke", results=tmp_path / "empty")))
+    assert "## Why?" not in (tmp_path / "g" / "table3.md").read_text() and not (tmp_path / "g" / "why.csv").exists()
+
+
 def test_the_difference_from_the_paper_is_best_epoch_against_best_epoch(tmp_path):
     """The paper reports the best of its 110 epochs; only the paper profile's data and source make it comparable."""
     study = Study("paper", results=tmp_path)
@@ -205,5 +230,6 @@ def test_the_readme_leads_with_the_committed_imagenet_cpu_tables():
     block = readme.split("<!-- results:imagenet-cpu", 1)[1].split("<!-- end results -->", 1)[0]
     figures = paths.project_root() / "figures" / "imagenet-cpu"
     assert (figures / "methods.md").read_text() in block
-    verdict = (figures / "table3.md").read_text().split("## Does MultiTune beat SpotTune?", 1)[1]
-    assert verdict.split("\n\n", 2)[2] in block  # the verdict table itself
+    sections = dict(s.split("\n\n", 1) for s in (figures / "table3.md").read_text().split("\n## ")[1:])
+    for title in ("Does MultiTune beat SpotTune?", "Why?"):
+        assert sections[title].split("\n\n", 1)[1] in block  # the table itself, after its caption
