@@ -272,7 +272,7 @@ def panel(ax, d: pd.DataFrame, profile: profiles.Profile, smaller: bool, evals: 
                       errorbar=t_interval, dodge=0.3, linestyle="none", capsize=0.1, ax=ax)
         ax.set_xlabel(f"images per class (validated after epoch {int(d['epoch'].max())} only)")
     else:
-        sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=palette(),
+        sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=palette(), hue_order=list(palette()),
                      style="images per class" if smaller else None, errorbar=t_interval, ax=ax,
                      marker="o" if evals < 20 else None)
     ax.set_ylabel("validation accuracy (%)")

@@ -223,6 +223,19 @@ def test_fig2_bars_are_the_95_t_interval_of_the_mean(tmp_path, finish):
     assert [np.nanmin(ys), np.nanmax(ys)] == pytest.approx([60 - half, 60 + half], rel=1e-9)
 
 
+def test_fig2_legends_list_the_methods_in_one_order_whichever_finished_first(tmp_path):
+    study = Study("smoke", results=tmp_path)
+    spottune = study.config("spottune", "aircraft", 4, 0)
+    # the store lists runs by digest, and seaborn orders a legend by first appearance: a MultiTune run listed first
+    multitune = next(c for c in (study.config("multitune", "aircraft", 4, s) for s in range(50))
+                     if c.digest() < spottune.digest())
+    for cfg in (multitune, spottune):  # validated twice each: Fig. 2 against epoch
+        finish_with_best(study, cfg, 0.5, 0.6)
+    fig = report.fig2(study)
+    names = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert [n for n in names if n in ("SpotTune", "MultiTune")] == ["SpotTune", "MultiTune"]
+
+
 def test_the_readme_leads_with_the_committed_imagenet_cpu_tables():
     """The README's imagenet-cpu tables are copied from what notebooks 04 and 05 wrote; this keeps them honest."""
     readme = (paths.project_root() / "README.md").read_text()
