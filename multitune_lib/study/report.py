@@ -221,7 +221,9 @@ def write_table3(t: pd.DataFrame, folder: Path, profile: profiles.Profile, v: pd
         text += ("\n## Why?\n\nEach method against what it is built on, at the final epoch, paired by seed as "
                  "above: MultiTune joins two networks that train with L2-SP, SpotTune routes each image through a "
                  "fine-tuned network or its frozen source. Where MultiTune - L2-SP holds 0, joining adds nothing to "
-                 "the regulariser; where SpotTune - fine-tuning lies below 0, routing costs accuracy.\n\n"
+                 "the regulariser; where SpotTune - fine-tuning lies below 0, routing costs accuracy. SpotTune trains "
+                 "without L2-SP, so a row whose four methods share their seeds splits the gap above exactly: "
+                 "MultiTune - SpotTune = (MultiTune - L2-SP) + (L2-SP - fine-tuning) - (SpotTune - fine-tuning).\n\n"
                  + markdown(shown(w)))
     files.write_text(folder / "table3.md", text)
 

@@ -193,6 +193,9 @@ def test_why_sets_each_method_against_what_it_is_built_on(tmp_path, finish):
     assert w.loc["SpotTune - Fine-tuning", "diff_pct"] == pytest.approx(-4.0)  # -4, -3, -5 points
     assert w.loc["SpotTune - Fine-tuning", "verdict"] == "Fine-tuning better"
     assert w.loc["L2-SP - Fine-tuning", "diff_pct"] == pytest.approx(5 / 3)  # 2, 2, 1 points
+    gap = report.verdict(study).query("measure == 'final'")["diff_pct"].item()  # 6, 4, 7 points
+    assert gap == pytest.approx(w.loc["MultiTune - L2-SP", "diff_pct"] + w.loc["L2-SP - Fine-tuning", "diff_pct"]
+                                - w.loc["SpotTune - Fine-tuning", "diff_pct"])
     report.write_table3(report.table3(study), tmp_path / "f", study.profile, report.verdict(study), report.why(study))
     assert "## Why?" in (tmp_path / "f" / "table3.md").read_text()
     assert "SpotTune - Fine-tuning" in (tmp_path / "f" / "why.csv").read_text()
