@@ -268,13 +268,14 @@ def panel(ax, d: pd.DataFrame, profile: profiles.Profile, smaller: bool, evals: 
         return
     # the names seaborn prints in legends and on axes
     d = d.drop(columns="method").rename(columns={"method_label": "method", "images_per_class": "images per class"})
+    colours = palette()  # and their order: every panel's legend lists the methods alike
     if final_only:
-        sns.pointplot(data=d, x="images per class", y="val_acc_pct", hue="method", palette=palette(),
-                      hue_order=list(palette()), order=sorted(d["images per class"].unique(), key=row_key),
+        sns.pointplot(data=d, x="images per class", y="val_acc_pct", hue="method", palette=colours,
+                      hue_order=list(colours), order=sorted(d["images per class"].unique(), key=row_key),
                       errorbar=t_interval, dodge=0.3, linestyle="none", capsize=0.1, ax=ax)
         ax.set_xlabel(f"images per class (validated after epoch {int(d['epoch'].max())} only)")
     else:
-        sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=palette(), hue_order=list(palette()),
+        sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=colours, hue_order=list(colours),
                      style="images per class" if smaller else None, errorbar=t_interval, ax=ax,
                      marker="o" if evals < 20 else None)
     ax.set_ylabel("validation accuracy (%)")
