@@ -239,6 +239,17 @@ def test_fig2_legends_list_the_methods_in_one_order_whichever_finished_first(tmp
     assert [n for n in names if n in ("SpotTune", "MultiTune")] == ["SpotTune", "MultiTune"]
 
 
+def test_the_methods_table_lists_only_the_rows_that_have_runs(tmp_path, finish):
+    """Aircraft trained at 4 images per class and CIFAR-100 at 2: no empty (Aircraft, 2) or (CIFAR-100, 4) row."""
+    study = Study("smoke", results=tmp_path)
+    finish(study, study.config("spottune", "aircraft", 4, 0), 0.5)
+    finish(study, study.config("multitune", "cifar100", 2, 0), 0.4)
+    wide = report.methods_table(report.table3(study))
+    aircraft, cifar = "Aircraft classes 1-3", "CIFAR100 classes 1-3"  # the smoke profile's subsets
+    assert wide[["data", "images_per_class"]].astype(str).values.tolist() == [[aircraft, "4"], [cifar, "2"]]
+    assert wide.set_index("data").loc[cifar, "MultiTune"] == "40.0"
+
+
 def test_the_readme_leads_with_the_committed_imagenet_cpu_tables():
     """The README's imagenet-cpu tables are copied from what notebooks 04 and 05 wrote; this keeps them honest."""
     readme = (paths.project_root() / "README.md").read_text()
