@@ -309,9 +309,10 @@ def methods_table(t: pd.DataFrame) -> pd.DataFrame:
     cell = t.apply(lambda r: f"{r.ours_final_pct:.1f} ± {r.ours_final_ci95_pct:.1f}"
                    if pd.notna(r.ours_final_ci95_pct) else f"{r.ours_final_pct:.1f}", axis=1)
     order = [m.label for m in METHODS.items.values()]
-    # the default dropna keeps the dataset-row pairs with runs; dropna=False pairs every dataset with every row
+    # dropna=False keeps the whole-dataset rows (a missing images_per_class), but pairs every dataset with every
+    # row: drop the pairs with no run
     wide = t.assign(cell=cell).pivot_table(index=["data", "images_per_class"], columns="method", values="cell",
-                                           aggfunc="first", sort=False)
+                                           aggfunc="first", dropna=False, sort=False).dropna(how="all")
     wide = wide[[m for m in order if m in wide.columns]].reset_index().rename_axis(columns=None)
     wide["row_order"] = wide["images_per_class"].map(row_key)
     return shown(wide.sort_values(["data", "row_order"]).drop(columns="row_order").reset_index(drop=True))

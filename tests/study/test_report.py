@@ -250,6 +250,16 @@ def test_the_methods_table_lists_only_the_rows_that_have_runs(tmp_path, finish):
     assert wide.set_index("data").loc[cifar, "MultiTune"] == "40.0"
 
 
+def test_the_methods_table_keeps_the_whole_dataset_rows(tmp_path, finish):
+    """The paper profile's whole-dataset row has no images_per_class: it is shown as "all", first, not dropped."""
+    study = Study("paper", results=tmp_path)
+    finish(study, study.config("spottune", "aircraft", None, 0), 0.5)
+    finish(study, study.config("spottune", "aircraft", 20, 0), 0.4)
+    wide = report.methods_table(report.table3(study))
+    assert wide["images_per_class"].tolist() == ["all", 20]
+    assert wide["SpotTune"].tolist() == ["50.0", "40.0"]
+
+
 def test_the_readme_leads_with_the_committed_imagenet_cpu_tables():
     """The README's imagenet-cpu tables are copied from what notebooks 04 and 05 wrote; this keeps them honest."""
     readme = (paths.project_root() / "README.md").read_text()
