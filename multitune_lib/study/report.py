@@ -279,7 +279,7 @@ def panel(ax, d: pd.DataFrame, profile: profiles.Profile, smaller: bool, evals: 
                      style="images per class" if smaller else None, errorbar=t_interval, ax=ax,
                      marker="o" if evals < 20 else None)
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, min(ax.get_ylim()[1], 100))  # two seeds' interval can pass 100%: the axis stops where accuracy does
     ax.legend(fontsize=8, title=None)
 
 

@@ -226,6 +226,16 @@ def test_fig2_bars_are_the_95_t_interval_of_the_mean(tmp_path, finish):
     assert [np.nanmin(ys), np.nanmax(ys)] == pytest.approx([60 - half, 60 + half], rel=1e-9)
 
 
+def test_fig2_axes_stop_at_100_percent_however_wide_the_interval(tmp_path, finish):
+    """Two seeds 40 points apart: their t-interval (1 degree of freedom) reaches past 300%; the axis shows 0 to 100."""
+    study = Study("smoke", results=tmp_path)
+    for seed, acc in enumerate([0.5, 0.9]):
+        finish(study, study.config("spottune", "aircraft", 4, seed), acc)
+    ax = report.fig2(study).axes[1]
+    assert np.nanmax(np.concatenate([line.get_ydata() for line in ax.lines])) > 300
+    assert ax.get_ylim() == (0, 100)
+
+
 def test_fig2_legends_list_the_methods_in_one_order_whichever_finished_first(tmp_path):
     study = Study("smoke", results=tmp_path)
     spottune = study.config("spottune", "aircraft", 4, 0)
