@@ -276,11 +276,23 @@ def panel(ax, d: pd.DataFrame, profile: profiles.Profile, smaller: bool, evals: 
         ax.set_xlabel(f"images per class (validated after epoch {int(d['epoch'].max())} only)")
     else:
         sns.lineplot(data=d, x="epoch", y="val_acc_pct", hue="method", palette=colours, hue_order=list(colours),
-                     style="images per class" if smaller else None, errorbar=t_interval, ax=ax,
-                     marker="o" if evals < 20 else None)
+                     errorbar=t_interval, ax=ax, marker="o" if evals < 20 else None,
+                     **(row_styles(d["images per class"], profile) if smaller else {}))
     ax.set_ylabel("validation accuracy (%)")
     ax.set_ylim(0, min(ax.get_ylim()[1], 100))  # two seeds' interval can pass 100%: the axis stops where accuracy does
-    ax.legend(fontsize=8, title=None)
+    ax.legend(fontsize=8, title=None, handlelength=4)  # long enough to tell the rows' dashes apart
+
+
+# the profile's few-shot rows in the paper's order: the largest solid, then ever finer dashes
+ROW_DASHES = ["", (5, 2), (1, 1.5), (6, 2, 1, 2), (3, 1, 1, 1, 1, 1)]
+
+
+def row_styles(rows: pd.Series, profile: profiles.Profile) -> dict:
+    """lineplot's style arguments for the few-shot rows present: each row keeps one dash pattern in every panel
+    and at every stage of a store, where seaborn's default would hand them out by which rows happen to be there."""
+    order = [r for r in profile.few_shot_rows if r in set(rows)]
+    dashes = [ROW_DASHES[profile.few_shot_rows.index(r) % len(ROW_DASHES)] for r in order]
+    return {"style": rows.name, "style_order": order, "dashes": dashes}
 
 
 def save_fig(fig, folder: Path) -> None:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from multitune_lib import paths
-from multitune_lib.study import Study, report
+from multitune_lib.study import Study, profiles, report
 
 COMMITTED = paths.project_root() / "figures" / "offline-cpu"
 T_975_2 = 4.302652729749464  # Student t, 97.5% quantile, 2 degrees of freedom (three seeds): from a t table
@@ -234,6 +234,15 @@ def test_fig2_axes_stop_at_100_percent_however_wide_the_interval(tmp_path, finis
     ax = report.fig2(study).axes[1]
     assert np.nanmax(np.concatenate([line.get_ydata() for line in ax.lines])) > 300
     assert ax.get_ylim() == (0, 100)
+
+
+def test_fig2_draws_each_few_shot_row_with_one_dash_pattern_whichever_rows_are_there():
+    """The paper profile's rows 20, 15, 10, 5: 10 keeps its dashes in a panel that lacks 20 and 15, as in one with all."""
+    rows = profiles.get("paper").few_shot_rows
+    styles = [report.row_styles(pd.Series(present, name="images per class"), profiles.get("paper"))
+              for present in ([10, 5, 10], [20, 15, 10, 5])]
+    assert [dict(zip(st["style_order"], st["dashes"]))[10] for st in styles] == [report.ROW_DASHES[rows.index(10)]] * 2
+    assert styles[0]["style_order"] == [10, 5] and len(set(map(str, styles[1]["dashes"]))) == 4
 
 
 def test_fig2_legends_list_the_methods_in_one_order_whichever_finished_first(tmp_path):
