@@ -283,7 +283,7 @@ def panel(ax, d: pd.DataFrame, profile: profiles.Profile, smaller: bool, evals: 
     ax.legend(fontsize=8, title=None, handlelength=4)  # long enough to tell the rows' dashes apart
 
 
-# the profile's few-shot rows in the paper's order: the largest solid, then ever finer dashes
+# the profile's few-shot rows in the paper's order: the largest solid, then dashed, dotted, dash-dot, dash-dot-dot
 ROW_DASHES = ["", (5, 2), (1, 1.5), (6, 2, 1, 2), (3, 1, 1, 1, 1, 1)]
 
 
