@@ -290,7 +290,8 @@ ROW_DASHES = ["", (5, 2), (1, 1.5), (6, 2, 1, 2), (3, 1, 1, 1, 1, 1)]
 def row_styles(rows: pd.Series, profile: profiles.Profile) -> dict:
     """lineplot's style arguments for the few-shot rows present: each row keeps one dash pattern in every panel
     and at every stage of a store, where seaborn's default would hand them out by which rows happen to be there."""
-    order = [r for r in profile.few_shot_rows if r in set(rows)]
+    present = set(rows)
+    order = [r for r in profile.few_shot_rows if r in present]
     dashes = [ROW_DASHES[profile.few_shot_rows.index(r) % len(ROW_DASHES)] for r in order]
     return {"style": rows.name, "style_order": order, "dashes": dashes}
 
