@@ -140,10 +140,10 @@ class ResultsStore:
         return pd.DataFrame(flat)
 
     def history(self) -> pd.DataFrame:
-        """Per-epoch history of every finished run, with its digest."""
-        parts = [pd.read_csv(p.parent / "history.csv").assign(digest=p.parent.name)
-                 for p in finished_files(self.root)]
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        """Per-epoch history of every finished run, digest first. Columns are ordered by the set of columns alone, not
+        by which run sorts first, so a landing adds rows to the exported table instead of reshuffling its header."""
+        parts = [with_digest(pd.read_csv(p.parent / "history.csv"), p.parent.name) for p in finished_files(self.root)]
+        return pd.concat(parts, ignore_index=True)[stable_columns(parts)] if parts else pd.DataFrame()
 
     def export(self) -> None:
         """Rebuild the tables from the run folders. One process at a time: so any temporary table file found while
@@ -178,6 +178,20 @@ def remove_temporary(folder: Path) -> None:
     """Half-written files of a process killed while saving (atomic writes never leave anything else)."""
     for tmp in folder.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
+
+
+def with_digest(frame: pd.DataFrame, digest: str) -> pd.DataFrame:
+    frame.insert(0, "digest", digest)
+    return frame
+
+
+def stable_columns(frames: list[pd.DataFrame]) -> list[str]:
+    """Every column of `frames`, each at the earliest place any frame has it, ties by name."""
+    first: dict[str, int] = {}
+    for frame in frames:
+        for i, c in enumerate(frame.columns):
+            first[c] = min(first.get(c, i), i)
+    return sorted(first, key=lambda c: (first[c], c))
 
 
 def finished_files(root: Path) -> list[Path]:

@@ -60,6 +60,20 @@ def test_finish_writes_the_run_and_rebuilds_the_tables(tmp_path):
     assert (tmp_path / "history.csv").read_text() == store.history().to_csv(index=False)
 
 
+def test_exported_history_header_does_not_depend_on_which_run_sorts_first(tmp_path):
+    """A run with extra columns (a method's own learning rates) whose digest sorts first must not reorder the header."""
+    plain = [{"epoch": 1, "val_acc": 0.1, "lr.net": 0.01}]
+    routed = [{"epoch": 1, "val_acc": 0.2, "lr.net": 0.01, "lr.policy": 0.1, "usage.0": 0.5}]
+    a, b = sorted((RunConfig("finetune", "toy", seed=s) for s in range(2)), key=RunConfig.digest)
+    headers = []
+    for first, second in ((plain, routed), (routed, plain)):
+        store = ResultsStore(tmp_path / str(len(headers)))
+        store.finish(fake_row(a), first)
+        store.finish(fake_row(b), second)
+        headers.append((tmp_path / str(len(headers)) / "history.csv").read_text().splitlines()[0])
+    assert headers[0] == headers[1] == "digest,epoch,val_acc,lr.net,lr.policy,usage.0"
+
+
 def test_merge_copies_finished_runs_only_and_keeps_what_is_here(tmp_path):
     there, here = ResultsStore(tmp_path / "there"), ResultsStore(tmp_path / "here")
     a, b, c = (RunConfig("finetune", "toy", seed=s) for s in (0, 1, 2))
