@@ -91,6 +91,10 @@ class ResNet26(Backbone):
     def init_block(self, index: int) -> None:
         init_weights(self.blocks[index])
 
+    def residual_blocks(self) -> list[int]:
+        """Every block: the downsampling ones add a parameter-free shortcut (DownsampleB)."""
+        return list(range(len(self.blocks)))
+
 
 @register_backbone
 def resnet26(num_classes: int) -> ResNet26:

@@ -7,6 +7,7 @@ by `HEAD`. Methods use nothing else, so a new network is one file: a subclass, a
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 import torch
@@ -37,6 +38,11 @@ class Backbone(nn.Module):
     def init_block(self, index: int) -> None:
         """Re-initialise one block as training from scratch would."""
         raise NotImplementedError
+
+    def residual_blocks(self) -> list[int]:
+        """Blocks with an identity path (x + f(x)), the units SpotTune routes under route residual: by default
+        those timm marks `has_skip`."""
+        return [i for i, b in enumerate(self.blocks) if getattr(b, "has_skip", False)]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
@@ -95,3 +101,19 @@ def register_backbone(factory: Callable[[int], Backbone]) -> Callable[[int], Bac
 
 def create_backbone(name: str, num_classes: int) -> Backbone:
     return BACKBONES.get(name)(num_classes)
+
+
+@lru_cache(maxsize=None)
+def _shape(name: str) -> tuple[float, tuple[int, ...]]:
+    net = create_backbone(name, 1)  # built once per name: configs check against it before any data loads
+    return net.POLICY_WIDTH, tuple(net.residual_blocks())
+
+
+def policy_width(name: str) -> float:
+    """The width of SpotTune's policy beside backbone `name`, relative to SpotTune's own."""
+    return _shape(name)[0]
+
+
+def residual_units(name: str) -> tuple[int, ...]:
+    """The blocks of backbone `name` with an identity path."""
+    return _shape(name)[1]

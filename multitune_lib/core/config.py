@@ -11,6 +11,7 @@ import numbers
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from .backbone import policy_width, residual_units
 from .registry import BACKBONES, METHODS
 
 # SpotTune's code decays weights on aircraft but not on cifar100; other datasets follow aircraft.
@@ -23,7 +24,7 @@ HASHED_AS = {"images_per_class": "shots"}
 ADDED_SINCE = {"backbone": ("resnet26",), "input_size": (None,), "curve_val_images": (None,), "allow_fewer": (False,),
                "protocol": ("paper",), "augment": (None, "crop_flip"), "draw": (None, "seeded"),
                "trunk": (None, "two"), "lr_b": (None, "kept"), "lr_steps": (None, "all"),
-               "l2sp_scope": (None, "reinit_new")}  # reinit_new: how every MultiTune run before the switch trained
+               "l2sp_scope": (None, "reinit_new"), "route": (None, "all"), "policy_width": (None,)}  # reinit_new: how every MultiTune run before the switch trained
 BATCH_SIZE = 128  # SpotTune's code; the paper gives none
 
 # Where the paper and the authors' released code differ, one field each: its values, the paper's first. The README's
@@ -46,7 +47,9 @@ NUMBERS = {  # (low, high, low allowed, high allowed)
     "gamma": (0, math.inf, False, False), "momentum": (0, 1, True, False), "eta": (0, 1, True, True),
     "weight_decay": (0, math.inf, True, False), "policy_weight_decay": (0, math.inf, True, False),
     "alpha": (0, math.inf, True, False), "beta": (0, math.inf, True, False), "temperature": (0, math.inf, False, False),
+    "policy_width": (1 / 32, 8, True, True),  # the policy's 32-channel stem keeps at least one channel
 }
+ROUTES = ("all", "residual")  # SpotTune: which blocks the policy routes
 
 
 def upgrade(d: dict) -> dict:
@@ -177,6 +180,11 @@ class RunConfig:
     temperature: float = setting(5.0, "SpotTune: Gumbel-softmax temperature (paper: 5)")
     sample_eval: bool | None = setting(None, "SpotTune: sample the policy at evaluation, as its code does (paper: "
                                        "the argmax)")
+    route: str | None = setting(None, "SpotTune: route every block (all) or only the units with an identity path "
+                                "(residual: the others fine-tuned, as SpotTune's ResNet has only residual units)",
+                                choices=lambda: ROUTES)
+    policy_width: float | None = setting(None, "SpotTune: policy network width relative to SpotTune's own (none: "
+                                         "the backbone's, 1 for resnet26, 0.25 for efficientnet_lite0)")
     source_sha256: str | None = setting(None, "digest of the source checkpoint; None = from scratch", cli=False)
     extra: dict = field(default_factory=dict, metadata={"help": "free-form tags that are part of the identity",
                                                          "cli": False})
@@ -199,6 +207,8 @@ class RunConfig:
                               "no released code to follow: use protocol paper")
         for name, valid in SWITCHES.items():
             _check_choice(name, getattr(self, name), valid)
+        _check_choice("route", self.route, ROUTES)
+        self._check_method_fields()
         if self.crop not in range(16, 65, 8):
             raise ConfigError(f"crop must be a multiple of 8 in [16, 64] px, got {self.crop!r}")
         if self.input_size is not None and self.input_size > 512:
@@ -208,6 +218,18 @@ class RunConfig:
         if any(isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 0 for m in ms) or \
                 list(ms) != sorted(ms):
             raise ConfigError(f"milestones must be epochs >= 0 in increasing order, e.g. 20 50 80; got {list(ms)}")
+
+    def _check_method_fields(self) -> None:
+        """Fields only some methods read are refused elsewhere rather than silently ignored (and hashed)."""
+        defaults = METHODS.get(self.method).defaults
+        for name in ("route", "policy_width"):
+            if getattr(self, name) is not None and name not in defaults:
+                readers = [m for m, spec in METHODS.items.items() if name in spec.defaults]
+                raise ConfigError(f"{name} is a setting of {', '.join(readers)}; method {self.method} does not read "
+                                  f"it: leave it out")
+        if self.route == "residual" and not residual_units(self.backbone):
+            raise ConfigError(f"route residual: backbone {self.backbone} has no unit with an identity path to route; "
+                              "use route all")
 
     def resolved(self) -> "RunConfig":
         """Fill every None with the method's default, so the hash names the settings actually used."""
@@ -220,6 +242,8 @@ class RunConfig:
         for k in ("augment", "draw", "lr_steps"):  # the others mean something to one method, which names them
             d.setdefault(k, SWITCHES[k][0])
         changes = {k: v for k, v in d.items() if getattr(self, k) is None}
+        if self.policy_width is not None and self.policy_width == policy_width(self.backbone):
+            changes["policy_width"] = None  # the backbone's own width, named or not, is one run
         for k in ("alpha", "beta"):  # L2-SP is off unless the method or the user turns a term on
             if getattr(self, k) is None and d.get(k) is None:
                 changes[k] = 0.0

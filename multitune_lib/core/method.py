@@ -38,6 +38,8 @@ class Method:
     compared: bool = False  # one of the methods Table 3 and Fig. 2 compare (the paper's SpotTune and MultiTune)
     from_source: bool = True  # False: trains from random initialisation and refuses a source checkpoint
     metrics: Callable[[nn.Module], dict] | None = None  # extra per-epoch columns, read after each validation
+    train_metrics: Callable[[nn.Module], dict] | None = None  # extra per-epoch columns, read after each training pass
+    fp32: str = ""  # the parts the model keeps in float32 under bf16 autocast, named in the run's precision
     about: str = ""
 
 

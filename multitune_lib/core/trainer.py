@@ -168,6 +168,8 @@ class Trainer:
         row = {"epoch": epoch, "train_loss": train_loss, "penalty": penalty, "val_acc": acc,
                "val_images": len(split) if validate else None, "train_seconds": train_seconds,
                "seconds": time.perf_counter() - t0, **lrs}
+        if self.method.train_metrics is not None:
+            row.update(self.method.train_metrics(self.model))
         if validate and self.method.metrics is not None:
             row.update(self.method.metrics(self.model))
         self.history.append(row)
@@ -205,7 +207,12 @@ class Trainer:
                 "images_per_s": n * len(self.history) / sum(h["train_seconds"] for h in self.history),
                 "train_images": n, "min_images_per_class": self.train.min_per_class, "val_images": len(self.val),
                 "num_classes": self.train.num_classes,
-                "precision": str(self.dtype or torch.float32).replace("torch.", "")}
+                "precision": self.precision()}
+
+    def precision(self) -> str:
+        """The autocast dtype, and the parts the method keeps in float32 under it."""
+        name = str(self.dtype or torch.float32).replace("torch.", "")
+        return f"{name} ({self.method.fp32} float32)" if self.dtype and self.method.fp32 else name
 
 
 def result_row(trainer: Trainer, digest: str, source, tags: dict | None) -> dict:

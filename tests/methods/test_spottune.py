@@ -45,7 +45,7 @@ def test_spottune_records_block_usage():
     with torch.no_grad():
         model(torch.randn(6, 3, 72, 72))
     usage = model.block_usage()
-    assert len(usage) == 12 and all(round(u * 6, 6) in range(7) for u in usage)  # counts of 6 images
+    assert list(usage) == list(range(12)) and all(round(u * 6, 6) in range(7) for u in usage.values())  # of 6
     assert model.seen.item() == 6
 
 
@@ -56,11 +56,11 @@ def test_spottune_usage_resets_when_the_model_enters_eval_mode():
         model(torch.randn(4, 3, 64, 64))
     assert model.seen.item() == 4
     model.eval()  # usage is read on the split evaluated next
-    assert model.seen.item() == 0 and model.block_usage() == [0.0] * 12
+    assert model.seen.item() == 0 and list(model.block_usage().values()) == [0.0] * 12
     with torch.no_grad():
         model(torch.randn(3, 3, 72, 72))
     assert model.seen.item() == 3
-    assert METHODS.get("spottune").metrics(model) == {f"usage.{t}": u for t, u in enumerate(model.block_usage())}
+    assert METHODS.get("spottune").metrics(model) == {f"usage.{t}": u for t, u in model.block_usage().items()}
 
 
 def test_spottune_wraps_the_backbone():
@@ -103,10 +103,10 @@ def policy_gradient(model, x, y, autocast_dtype=None) -> torch.Tensor:
     return torch.cat([p.grad.flatten().double() for p in model.policy.parameters() if p.grad is not None])
 
 
-def test_the_policy_gradient_in_bf16_strays_from_fp32_while_tuned_and_frozen_blocks_agree(monkeypatch):
-    """The fp32 control of SpotTune's policy gradient. Its straight-through gradient is the difference of the tuned and
-    frozen block outputs: within 0.3% of each other (early fine-tuning), bf16 rounding swamps that difference. fp32
-    agrees with a float64 reference; bf16 does not, which is why the ablation keeps an fp32 row."""
+def test_the_policy_gradient_under_bf16_autocast_matches_a_float64_reference(monkeypatch):
+    """SpotTune's straight-through policy gradient is the difference of the tuned and frozen block outputs: within
+    0.3% of each other early in fine-tuning, less than bf16 resolves. All but the head runs in fp32 whatever the
+    autocast, so the gradient under bf16 autocast agrees with a float64 reference as fp32's does."""
     monkeypatch.setattr(F, "gumbel_softmax", straight_through_argmax)
     torch.manual_seed(0)
     model = SpotTune(resnet26(10), 10).train()
@@ -118,4 +118,4 @@ def test_the_policy_gradient_in_bf16_strays_from_fp32_while_tuned_and_frozen_blo
     cosine = {name: float(F.cosine_similarity(policy_gradient(model, x, y, dtype), reference, 0))
               for name, dtype in (("fp32", None), ("bf16", torch.bfloat16))}
     assert cosine["fp32"] > 0.999
-    assert cosine["bf16"] < 0.9
+    assert cosine["bf16"] > 0.999

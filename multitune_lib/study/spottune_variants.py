@@ -1,0 +1,141 @@
+"""SpotTune on a backbone that is not its ResNet: which blocks to route and how wide a policy, measured.
+
+SpotTune routes the residual units of a ResNet-26 and fine-tunes its stem, final BN and classifier. On
+EfficientNet-Lite0 a faithful port has a choice: route all 17 units (blocks without an identity path and the 1x1 head
+conv among them, `route all`) or only the 9 with one (`route residual`), and give the policy SpotTune's width or a
+quarter of it (the share of compute it costs beside ResNet-26). Each variant trains on the comparison rows over the
+profile's seeds and is compared, paired by seed, with the quarter-width all-routing runs and with fine-tuning.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from ..store import files
+from .report import markdown, mean_ci, paired_p, row_key, t_interval
+from .study import Study
+
+ALL = "route all, quarter-width policy"
+# Each variant as the SpotTune config fields it sets; ALL is what the imagenet-cpu profile trained first.
+VARIANTS = {
+    ALL: {"route": "all"},
+    "route residual": {"route": "residual"},
+    "route all, full-width policy": {"route": "all", "policy_width": 1.0},
+}
+ROWS = (("aircraft", 20), ("cifar100", 20))  # the comparison rows: (dataset, images per class)
+FINETUNE = "fine-tuning"
+
+
+def configs(study: Study, rows=ROWS) -> pd.DataFrame:
+    """Every (variant, dataset, row, seed) with its digest, and fine-tuning's main run beside each row and seed."""
+    out = []
+    for seed in study.seeds:
+        for dataset, n in rows:
+            out.append(entry(study, FINETUNE, "finetune", dataset, n, seed, {}))
+            for variant, settings in VARIANTS.items():
+                out.append(entry(study, variant, "spottune", dataset, n, seed, settings))
+    return pd.DataFrame(out)
+
+
+def entry(study: Study, variant: str, method: str, dataset: str, n: int | None, seed: int, settings: dict) -> dict:
+    cfg = study.config(method, dataset, n, seed, source_sha256=study.source_sha256, **settings)
+    return {"variant": variant, "method": method, "dataset": dataset, "images_per_class": n, "seed": seed,
+            "settings": settings, "digest": cfg.digest()}
+
+
+def queue(study: Study, route_rows=()) -> list[tuple]:
+    """What to train, in order: each new variant on the comparison rows over every seed (so its paired comparison
+    is whole before the next variant starts), then `route residual` on `route_rows` seed by seed."""
+    new = [v for v in VARIANTS if v != ALL]
+    todo = [(v, d, n, seed) for v in new for seed in study.seeds for d, n in ROWS]
+    todo += [("route residual", d, n, seed) for seed in study.seeds for d, n in route_rows if (d, n) not in ROWS]
+    return todo
+
+
+def train(study: Study, todo: list[tuple]) -> None:
+    """Train the queue (finished runs are read back, not recomputed); one run at a time."""
+    for variant, dataset, n, seed in todo:
+        study.run("spottune", dataset, n, seed, **VARIANTS[variant])
+
+
+def results(study: Study, plan: pd.DataFrame) -> pd.DataFrame:
+    """`plan` with each finished run's final and best validation accuracy (%), minutes and precision."""
+    def metric(digest, key, scale=1.0):
+        run = study.store.finished(digest)
+        return run["metrics"][key] * scale if run else math.nan
+    return plan.assign(final_pct=plan["digest"].map(lambda d: metric(d, "final_val_acc", 100)),
+                       best_pct=plan["digest"].map(lambda d: metric(d, "best_val_acc", 100)),
+                       minutes=plan["digest"].map(lambda d: metric(d, "train_minutes")),
+                       precision=plan["digest"].map(lambda d: (study.store.finished(d) or {}).get(
+                           "metrics", {}).get("precision")))
+
+
+def comparison(res: pd.DataFrame, measure: str = "final_pct") -> pd.DataFrame:
+    """Per row and SpotTune variant: its mean with 95% interval, and paired by seed its difference from the
+    all-routing quarter-width runs and from fine-tuning, each with its interval and t-test p-value."""
+    out = []
+    for (dataset, n), rows in res.groupby(["dataset", "images_per_class"], sort=False):
+        wide = rows.pivot_table(index="seed", columns="variant", values=measure, dropna=False)
+        for variant in VARIANTS:
+            if variant not in wide:
+                continue
+            acc = mean_ci(wide[variant])
+            row = {"dataset": dataset, "images_per_class": n, "variant": variant, "acc_pct": acc.mean,
+                   "acc_ci95": acc.half_width, "seeds": acc.n}
+            for name, base in (("vs_all", ALL), ("vs_finetune", FINETUNE)):
+                d = wide[variant] - wide[base] if base in wide else pd.Series(dtype=float)
+                m = mean_ci(d)
+                row |= {f"{name}_pct": m.mean, f"{name}_ci95": m.half_width, f"{name}_p": paired_p(d)}
+            out.append(row)
+    table = pd.DataFrame(out)
+    return table.sort_values(["dataset", "images_per_class"], key=lambda c: c.map(row_key) if
+                             c.name == "images_per_class" else c, kind="stable").reset_index(drop=True)
+
+
+def reading(table: pd.DataFrame) -> list[str]:
+    """One sentence per row and new variant: what it does against the all-routing runs and against fine-tuning."""
+    said = []
+    for r in table[table["variant"] != ALL].itertuples():
+        said.append(f"{r.dataset} {r.images_per_class}: {r.variant} {r.acc_pct:.1f}% "
+                    f"({r.seeds} seeds); {r.variant} minus {ALL} {verdict(r.vs_all_pct, r.vs_all_ci95)}; "
+                    f"minus fine-tuning {verdict(r.vs_finetune_pct, r.vs_finetune_ci95)}")
+    return said
+
+
+def verdict(mean: float, half: float) -> str:
+    if math.isnan(mean):
+        return "not run yet"
+    if math.isnan(half):
+        return f"{mean:+.2f} points (one seed: no interval yet)"
+    side = "within the interval" if mean - half <= 0 <= mean + half else ("higher" if mean > 0 else "lower")
+    return f"{mean:+.2f} ± {half:.2f} points ({side})"
+
+
+def figure(res: pd.DataFrame, measure: str = "final_pct"):
+    """Per comparison row, each variant's and fine-tuning's accuracy: per-seed dots, mean and 95% t-interval."""
+    rows = res.dropna(subset=[measure]).assign(row=lambda d: d["dataset"] + " " + d["images_per_class"].astype(str))
+    order = [FINETUNE, *VARIANTS]
+    grid = sns.FacetGrid(rows, col="row", sharex=False, height=2.6, aspect=1.9)
+    grid.map_dataframe(sns.pointplot, y="variant", x=measure, order=order, errorbar=t_interval, linestyle="none",
+                       capsize=0.2, color="tab:blue")
+    grid.map_dataframe(sns.stripplot, y="variant", x=measure, order=order, color="grey", size=3, jitter=False)
+    grid.set_titles("{col_name} images per class")
+    grid.set_axis_labels("final-epoch validation accuracy (%)", "")
+    grid.figure.suptitle("mean and 95% t-interval over seeds; dots: seeds", fontsize=9, y=1.02)
+    return grid.figure
+
+
+def write(table: pd.DataFrame, fig, folder: Path) -> list[Path]:
+    """spottune_variants.csv, .md and .png (and .pdf, without a creation date) into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files.write_text(folder / "spottune_variants.csv", table.to_csv(index=False))
+    files.write_text(folder / "spottune_variants.md", markdown(table))
+    for ext, metadata in (("png", {}), ("pdf", {"CreationDate": None})):
+        with files.atomic_path(folder / f"spottune_variants.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, metadata=metadata, bbox_inches="tight")
+    plt.close(fig)
+    return [folder / f"spottune_variants.{e}" for e in ("csv", "md", "png", "pdf")]
