@@ -104,9 +104,10 @@ def create_backbone(name: str, num_classes: int) -> Backbone:
 
 
 @lru_cache(maxsize=None)
-def _shape(name: str) -> tuple[float, tuple[int, ...]]:
-    net = create_backbone(name, 1)  # built once per name: configs check against it before any data loads
-    return net.POLICY_WIDTH, tuple(net.residual_blocks())
+def _shape(name: str) -> tuple[float, tuple[int, ...], int]:
+    with torch.random.fork_rng():  # built once per name, for configs to check against: leave the seeds alone
+        net = create_backbone(name, 1)
+    return net.POLICY_WIDTH, tuple(net.residual_blocks()), len(net.blocks)
 
 
 def policy_width(name: str) -> float:
@@ -117,3 +118,9 @@ def policy_width(name: str) -> float:
 def residual_units(name: str) -> tuple[int, ...]:
     """The blocks of backbone `name` with an identity path."""
     return _shape(name)[1]
+
+
+def all_residual(name: str) -> bool:
+    """Whether every block of backbone `name` has an identity path (SpotTune's ResNet-26)."""
+    _, residual, blocks = _shape(name)
+    return len(residual) == blocks

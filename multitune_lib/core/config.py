@@ -11,7 +11,7 @@ import numbers
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from .backbone import policy_width, residual_units
+from .backbone import all_residual, policy_width, residual_units
 from .registry import BACKBONES, METHODS
 
 # SpotTune's code decays weights on aircraft but not on cifar100; other datasets follow aircraft.
@@ -244,6 +244,8 @@ class RunConfig:
         changes = {k: v for k, v in d.items() if getattr(self, k) is None}
         if self.policy_width is not None and self.policy_width == policy_width(self.backbone):
             changes["policy_width"] = None  # the backbone's own width, named or not, is one run
+        if self.route == "residual" and all_residual(self.backbone):
+            changes["route"] = "all"  # every block has an identity path: the same network, one run
         for k in ("alpha", "beta"):  # L2-SP is off unless the method or the user turns a term on
             if getattr(self, k) is None and d.get(k) is None:
                 changes[k] = 0.0

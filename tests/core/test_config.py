@@ -218,3 +218,36 @@ def test_multitune_runs_stored_before_the_l2sp_switch_keep_their_digest_and_scop
     assert cfg.l2sp_scope == "reinit_new"
     assert cfg.digest() == RunConfig(method="multitune", dataset="aircraft", l2sp_scope="reinit_new").digest()
     assert cfg.digest() != RunConfig(method="multitune", dataset="aircraft").digest()  # the paper's scope is new
+
+
+def test_an_unknown_route_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="route must be one of all, residual; got 'skip'"):
+        RunConfig(method="spottune", dataset="aircraft", route="skip")
+
+
+@pytest.mark.parametrize("field, value", [("route", "residual"), ("policy_width", 1.0)])
+def test_spottune_settings_on_a_method_that_does_not_read_them_are_refused(field, value):
+    with pytest.raises(ConfigError, match=f"{field} is a setting of spottune; method multitune does not read it"):
+        RunConfig(method="multitune", dataset="aircraft", **{field: value})
+
+
+def test_route_residual_on_a_backbone_without_residual_units_is_one_clear_error(monkeypatch):
+    class Plain(BACKBONES.get("resnet26")(1).__class__):
+        def residual_blocks(self):
+            return []
+    monkeypatch.setitem(BACKBONES.items, "plain_for_test", lambda n: Plain(n))
+    RunConfig(method="spottune", dataset="aircraft", backbone="plain_for_test", route="all")
+    with pytest.raises(ConfigError, match="backbone plain_for_test has no unit with an identity path to route; "
+                                          "use route all"):
+        RunConfig(method="spottune", dataset="aircraft", backbone="plain_for_test", route="residual")
+
+
+def test_spottune_runs_stored_before_route_keep_their_digest_and_a_new_route_or_width_is_a_new_run():
+    old = RunConfig(method="spottune", dataset="aircraft").resolved().to_dict()
+    del old["route"], old["policy_width"]  # as a store written before these fields holds it
+    assert RunConfig.from_dict(old).resolved().route == "all"
+    digests = {RunConfig(method="spottune", dataset="aircraft", **kw).digest() for kw in
+               ({}, {"route": "all"}, {"policy_width": 1.0}, {"route": "residual"}, {"policy_width": 0.5})}
+    assert RunConfig.from_dict(old).digest() in digests and len(digests) == 2  # resnet26: residual is all, width 1
+    lite0 = dict(method="spottune", dataset="aircraft", backbone="efficientnet_lite0")
+    assert len({RunConfig(**lite0, **kw).digest() for kw in ({}, {"route": "residual"}, {"policy_width": 1.0})}) == 3

@@ -153,3 +153,20 @@ def test_whole_image_training_is_resized_as_evaluation_is():
     t = make("finetune", augment="none", input_size=32)
     assert t.norm.size == t.norm_eval.size == 48  # 24 px whole images x 32/16
     assert make("finetune", input_size=32).norm.size == 32  # crops: the input size itself
+
+
+def test_a_spottune_history_records_training_time_routing_every_epoch_and_validation_usage_when_validated():
+    t = make("spottune", eval_every=2)
+    first, second = t.epoch(), t.epoch()
+    routed = range(12)
+    for row in (first, second):
+        assert row["policy_updates"] == 2  # 12 images in batches of 6
+        assert all(0 <= row[f"train_usage.{b}"] <= 1 and 0 <= row[f"train_entropy.{b}"] <= 1 for b in routed)
+    assert "usage.0" not in first and all(f"usage.{b}" in second for b in routed)
+
+
+def test_a_run_names_the_parts_its_method_keeps_in_fp32_under_bf16():
+    cfg = RunConfig(method="spottune", dataset="toy", epochs=1, batch_size=6, crop=16)
+    t = Trainer(cfg, split(), split(2, seed=1), device="cpu", precision="bf16")
+    assert t.precision() == "bfloat16 (all but the head in float32)"
+    assert make("spottune").precision() == "float32"

@@ -86,3 +86,32 @@ def test_multitune_reinitialises_the_last_block_or_stage(make, scope, fresh):
     assert lrs["b_last"] == 0.01 and lrs["a"] == 0.1
     last_b = {id(p) for p in b.model.net_b.blocks[fresh[0]].parameters()}
     assert last_b <= {id(p) for g in b.groups if g["name"] == "b_last" for p in g["params"]}
+
+
+def test_spottune_route_residual_routes_the_units_with_an_identity_path_and_fine_tunes_the_rest(make):
+    b, _ = built("spottune", make, route="residual")
+    model, source = b.model, make()
+    assert model.routed == [2, 4, 6, 7, 9, 10, 12, 13, 14] == source.residual_blocks()
+    assert all(getattr(source.blocks[i], "has_skip", False) for i in model.routed)
+    assert len(model.frozen) == 9 and model.policy.fc.out_features == 18
+    for copy_, i in zip(model.frozen, model.routed):
+        assert all(torch.equal(p, q) for p, q in zip(copy_.parameters(), source.blocks[i].parameters()))
+    net = {id(p) for g in b.groups if g["name"] == "net" for p in g["params"]}
+    assert all(id(p) in net for i in (0, 1, 3, 5, 8, 11, 15, 16) for p in model.blocks[i].parameters())
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():  # an unrouted block is the fine-tuned one whatever the policy picks
+        model.eval().decide = lambda _: torch.zeros(2, 9)
+        before = model(x)
+        for p in model.blocks[16].parameters():
+            p.add_(0.01)
+        assert not torch.allclose(model(x), before, atol=1e-3)
+
+
+def test_spottune_policy_width_scales_the_policy_and_the_backbone_width_is_the_default(make):
+    quarter = built("spottune", make)[0].model.policy
+    full = built("spottune", make, policy_width=1.0)[0].model.policy
+    count = [sum(p.numel() for p in m.parameters()) for m in (quarter, full)]
+    assert quarter.conv1.out_channels == 8 and full.conv1.out_channels == 32 and count[1] > 10 * count[0]
+    base = dict(method="spottune", dataset="aircraft", backbone="efficientnet_lite0")
+    assert RunConfig(**base, policy_width=0.25).digest() == RunConfig(**base).digest()
+    assert RunConfig(**base, policy_width=1.0).digest() != RunConfig(**base).digest()

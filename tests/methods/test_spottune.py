@@ -1,5 +1,8 @@
 """SpotTune: the policy picks, per image and block, the frozen or the fine-tuned copy."""
 import copy
+import math
+
+import pytest
 
 import torch
 import torch.nn.functional as F
@@ -119,3 +122,46 @@ def test_the_policy_gradient_under_bf16_autocast_matches_a_float64_reference(mon
               for name, dtype in (("fp32", None), ("bf16", torch.bfloat16))}
     assert cosine["fp32"] > 0.999
     assert cosine["bf16"] > 0.999
+
+
+def test_on_resnet26_route_residual_is_route_all():
+    """Every unit of SpotTune's ResNet-26 is residual: both scopes build the same network and take the same path."""
+    def seeded(route):
+        torch.manual_seed(0)
+        return SpotTune(resnet26(10), 10, route=route)
+    a, b = seeded("all"), seeded("residual")
+    assert a.routed == b.routed == list(range(12))
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    x = torch.randn(4, 3, 64, 64)
+    outs = []
+    for model in (a, b):
+        torch.manual_seed(1)
+        outs.append(model.train()(x))
+    assert torch.equal(*outs)
+    one_run = {RunConfig(method="spottune", dataset="aircraft", route=r).digest() for r in ("all", "residual")}
+    assert len(one_run) == 1
+
+
+def test_training_records_the_sampled_routing_its_entropy_and_the_policy_updates(monkeypatch):
+    built, _ = build("spottune")
+    model = built.model.train()
+    with torch.no_grad():  # logits (0, log 3) for every block: the fine-tuned copy with probability 3/4
+        model.policy.fc.weight.zero_()
+        model.policy.fc.bias.copy_(torch.tensor([0.0, math.log(3)]).repeat(12))
+        for _ in range(50):
+            model(torch.randn(8, 3, 64, 64))
+    record = model.training_record()
+    usage = [record[f"train_usage.{t}"] for t in range(12)]
+    entropy = [record[f"train_entropy.{t}"] for t in range(12)]
+    bits = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
+    assert record["policy_updates"] == 50
+    assert entropy == pytest.approx([bits] * 12, abs=1e-5)
+    assert all(0.6 < u < 0.9 for u in usage)  # 400 samples of p = 3/4, whatever the temperature
+    model.eval()
+    with torch.no_grad():
+        model(torch.randn(8, 3, 64, 64))
+    assert model.training_record() == record  # evaluation leaves the training record alone
+    assert set(METHODS.get("spottune").metrics(model).values()) == {1.0}  # the argmax takes the fine-tuned copy
+    model.train()
+    assert model.training_record()["policy_updates"] == 0  # a new training pass starts a new record
