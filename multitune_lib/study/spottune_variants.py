@@ -26,15 +26,20 @@ VARIANTS = {
     "route residual": {"route": "residual"},
     "route all, full-width policy": {"route": "all", "policy_width": 1.0},
 }
-ROWS = (("aircraft", 20), ("cifar100", 20))  # the comparison rows: (dataset, images per class)
 FINETUNE = "fine-tuning"
 
 
-def configs(study: Study, rows=ROWS) -> pd.DataFrame:
+def rows(study: Study) -> list[tuple[str, int | None]]:
+    """The comparison rows, (dataset, images per class): each dataset's largest few-shot row (imagenet-cpu: 20)."""
+    p = study.profile
+    return [(d, (p.few_shot_rows or (p.full_row,))[0]) for d in p.datasets]
+
+
+def configs(study: Study) -> pd.DataFrame:
     """Every (variant, dataset, row, seed) with its digest, and fine-tuning's main run beside each row and seed."""
     out = []
     for seed in study.seeds:
-        for dataset, n in rows:
+        for dataset, n in rows(study):
             out.append(entry(study, FINETUNE, "finetune", dataset, n, seed, {}))
             for variant, settings in VARIANTS.items():
                 out.append(entry(study, variant, "spottune", dataset, n, seed, settings))
@@ -47,19 +52,20 @@ def entry(study: Study, variant: str, method: str, dataset: str, n: int | None, 
             "settings": settings, "digest": cfg.digest()}
 
 
-def queue(study: Study, route_rows=()) -> list[tuple]:
-    """What to train, in order: each new variant on the comparison rows over every seed (so its paired comparison
-    is whole before the next variant starts), then `route residual` on `route_rows` seed by seed."""
-    new = [v for v in VARIANTS if v != ALL]
-    todo = [(v, d, n, seed) for v in new for seed in study.seeds for d, n in ROWS]
-    todo += [("route residual", d, n, seed) for seed in study.seeds for d, n in route_rows if (d, n) not in ROWS]
-    return todo
+def queue(study: Study) -> list[tuple]:
+    """What to train, in order: each variant on the comparison rows over every seed, so that a variant's paired
+    comparison is whole before the next one starts."""
+    return [(v, d, n, seed) for v in VARIANTS for seed in study.seeds for d, n in rows(study)]
 
 
-def train(study: Study, todo: list[tuple]) -> None:
-    """Train the queue (finished runs are read back, not recomputed); one run at a time."""
-    for variant, dataset, n, seed in todo:
+def run(study: Study) -> pd.DataFrame:
+    """Train what the comparison lacks (fine-tuning, then `queue`) and return `configs` with the accuracies."""
+    for seed in study.seeds:
+        for dataset, n in rows(study):
+            study.run("finetune", dataset, n, seed)
+    for variant, dataset, n, seed in queue(study):
         study.run("spottune", dataset, n, seed, **VARIANTS[variant])
+    return results(study, configs(study))
 
 
 def results(study: Study, plan: pd.DataFrame) -> pd.DataFrame:
