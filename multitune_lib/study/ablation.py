@@ -15,7 +15,7 @@ import seaborn as sns
 from ..core.config import RunConfig
 from ..core.registry import METHODS
 from ..store import files
-from .report import holm, markdown, mean_ci, paired_p, t_interval
+from .report import holm, markdown, mean_ci, paired_p, save_fig, t_interval
 from .study import Study, label
 
 PAPER, RELEASED = "paper protocol", "released code (all at once)"
@@ -163,7 +163,5 @@ def write(table: pd.DataFrame, fig, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     files.write_text(folder / "ablation.csv", table.to_csv(index=False))
     files.write_text(folder / "ablation.md", markdown(table))
-    for ext, metadata in (("png", {}), ("pdf", {"CreationDate": None})):
-        with files.atomic_path(folder / f"ablation.{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, metadata=metadata)
+    save_fig(fig, folder, "ablation")
     return [folder / f"ablation.{e}" for e in ("csv", "md", "png", "pdf")]

@@ -296,11 +296,12 @@ def row_styles(rows: pd.Series, profile: profiles.Profile) -> dict:
     return {"style": rows.name, "style_order": order, "dashes": dashes}
 
 
-def save_fig(fig, folder: Path) -> None:
+def save_fig(fig, folder: Path, name: str = "fig2", **savefig) -> None:
+    """`name`.png and `name`.pdf into `folder`, each written atomically."""
     # no creation date in the PDF: the same store redraws byte for byte, so a rerun leaves git clean
     for ext, metadata in (("png", {}), ("pdf", {"CreationDate": None})):
-        with files.atomic_path(folder / f"fig2.{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, metadata=metadata)
+        with files.atomic_path(folder / f"{name}.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, metadata=metadata, **savefig)
 
 
 def learning_curves(results: Path) -> pd.DataFrame:

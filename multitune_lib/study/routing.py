@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from ..store import files
+from .report import save_fig
 from .study import Study
 
 MEASURES = {"train_usage": "sampled in training", "train_entropy": "entropy (bits)", "usage": "argmax on val"}
@@ -91,10 +91,8 @@ def figure(long: pd.DataFrame):
 
 
 def write(fig, folder: Path) -> list[Path]:
-    """routing.png and routing.pdf (without a creation date) into `folder`."""
+    """routing.png and routing.pdf into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    for ext, metadata in (("png", {}), ("pdf", {"CreationDate": None})):
-        with files.atomic_path(folder / f"routing.{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, metadata=metadata)
+    save_fig(fig, folder, "routing")
     plt.close(fig)
-    return [folder / f"routing.{e}" for e in ("png", "pdf")]
+    return [folder / "routing.png", folder / "routing.pdf"]

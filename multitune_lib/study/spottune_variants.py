@@ -16,7 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..store import files
-from .report import markdown, mean_ci, paired_p, row_key, t_interval
+from .report import markdown, mean_ci, paired_p, row_key, save_fig, t_interval
 from .study import Study
 
 ALL = "route all, quarter-width policy"
@@ -140,8 +140,6 @@ def write(table: pd.DataFrame, fig, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     files.write_text(folder / "spottune_variants.csv", table.to_csv(index=False))
     files.write_text(folder / "spottune_variants.md", markdown(table))
-    for ext, metadata in (("png", {}), ("pdf", {"CreationDate": None})):
-        with files.atomic_path(folder / f"spottune_variants.{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, metadata=metadata, bbox_inches="tight")
+    save_fig(fig, folder, "spottune_variants", bbox_inches="tight")
     plt.close(fig)
     return [folder / f"spottune_variants.{e}" for e in ("csv", "md", "png", "pdf")]
