@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from .backbone import all_residual, policy_width, residual_units
-from .registry import BACKBONES, METHODS
+from .registry import BACKBONES, METHODS, RECIPES
 
 # SpotTune's code decays weights on aircraft but not on cifar100; other datasets follow aircraft.
 NO_WEIGHT_DECAY = ("cifar100",)
@@ -24,7 +24,8 @@ HASHED_AS = {"images_per_class": "shots"}
 ADDED_SINCE = {"backbone": ("resnet26",), "input_size": (None,), "curve_val_images": (None,), "allow_fewer": (False,),
                "protocol": ("paper",), "augment": (None, "crop_flip"), "draw": (None, "seeded"),
                "trunk": (None, "two"), "lr_b": (None, "kept"), "lr_steps": (None, "all"),
-               "l2sp_scope": (None, "reinit_new"), "route": (None, "all"), "policy_width": (None,)}  # reinit_new: how every MultiTune run before the switch trained
+               "l2sp_scope": (None, "reinit_new"), "route": (None, "all"), "policy_width": (None,),
+               "amf_settings": (None,), "weighting": (None,), "fusion": (None,)}  # reinit_new: how every MultiTune run before the switch trained
 BATCH_SIZE = 128  # SpotTune's code; the paper gives none
 
 # Where the paper and the authors' released code differ, one field each: its values, the paper's first. The README's
@@ -50,6 +51,10 @@ NUMBERS = {  # (low, high, low allowed, high allowed)
     "policy_width": (1 / 32, 8, True, True),  # the policy's 32-channel stem keeps at least one channel
 }
 ROUTES = ("all", "residual")  # SpotTune: which blocks the policy routes
+WEIGHTINGS = ("soft", "hard")  # AMF: a softmax over its networks, or a straight-through Gumbel-softmax choice
+FUSIONS = ("features", "logits")  # AMF: weight the pooled features before one layer (Eq. 1), or the networks' logits
+# Fields only some methods read: a method reads one when its defaults name it
+METHOD_FIELDS = ("route", "policy_width", "amf_settings", "weighting", "fusion")
 
 
 def upgrade(d: dict) -> dict:
@@ -183,8 +188,15 @@ class RunConfig:
     route: str | None = setting(None, "SpotTune: route every block (all) or only the units with an identity path "
                                 "(residual: the others fine-tuned, as SpotTune's ResNet has only residual units)",
                                 choices=lambda: ROUTES)
-    policy_width: float | None = setting(None, "SpotTune: policy network width relative to SpotTune's own (none: "
-                                         "the backbone's, 1 for resnet26, 0.25 for efficientnet_lite0)")
+    policy_width: float | None = setting(None, "SpotTune, AMF: policy network width relative to SpotTune's own "
+                                         "(none: the backbone's, 1 for resnet26, 0.25 for efficientnet_lite0)")
+    amf_settings: tuple[str, ...] | None = setting(None, "AMF: its networks' fine-tuning settings by name, at least "
+                                                   "two (A B: MultiTune's Table 1; finetune: plain fine-tuning)",
+                                                   metavar="NAME")
+    weighting: str | None = setting(None, "AMF: soft (a softmax weight per network) or hard (one network per "
+                                    "image, straight-through Gumbel-softmax)", choices=lambda: WEIGHTINGS)
+    fusion: str | None = setting(None, "AMF: weight the networks' pooled features before one linear layer "
+                                 "(MultiTune's Eq. 1) or weight their logits", choices=lambda: FUSIONS)
     source_sha256: str | None = setting(None, "digest of the source checkpoint; None = from scratch", cli=False)
     extra: dict = field(default_factory=dict, metadata={"help": "free-form tags that are part of the identity",
                                                          "cli": False})
@@ -192,8 +204,12 @@ class RunConfig:
     def __post_init__(self):
         # class lists may be given as text ('51-100'), milestones as any sequence: store both as tuples
         object.__setattr__(self, "classes", parse_classes(self.classes))
-        if self.milestones is not None:
-            object.__setattr__(self, "milestones", tuple(self.milestones))
+        for name in ("milestones", "amf_settings"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # names given as one string: 'A B' or 'A,B'
+                value = value.replace(",", " ").split()
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
         METHODS.get(self.method)
         BACKBONES.get(self.backbone)
         for name, lowest in INTEGERS.items():
@@ -207,8 +223,10 @@ class RunConfig:
                               "no released code to follow: use protocol paper")
         for name, valid in SWITCHES.items():
             _check_choice(name, getattr(self, name), valid)
-        _check_choice("route", self.route, ROUTES)
+        for name, valid in (("route", ROUTES), ("weighting", WEIGHTINGS), ("fusion", FUSIONS)):
+            _check_choice(name, getattr(self, name), valid)
         self._check_method_fields()
+        self._check_amf_settings()
         if self.crop not in range(16, 65, 8):
             raise ConfigError(f"crop must be a multiple of 8 in [16, 64] px, got {self.crop!r}")
         if self.input_size is not None and self.input_size > 512:
@@ -222,7 +240,7 @@ class RunConfig:
     def _check_method_fields(self) -> None:
         """Fields only some methods read are refused elsewhere rather than silently ignored (and hashed)."""
         defaults = METHODS.get(self.method).defaults
-        for name in ("route", "policy_width"):
+        for name in METHOD_FIELDS:
             if getattr(self, name) is not None and name not in defaults:
                 readers = [m for m, spec in METHODS.items.items() if name in spec.defaults]
                 raise ConfigError(f"{name} is a setting of {', '.join(readers)}; method {self.method} does not read "
@@ -230,6 +248,15 @@ class RunConfig:
         if self.route == "residual" and not residual_units(self.backbone):
             raise ConfigError(f"route residual: backbone {self.backbone} has no unit with an identity path to route; "
                               "use route all")
+
+    def _check_amf_settings(self) -> None:
+        if self.amf_settings is None:
+            return
+        if len(self.amf_settings) < 2:
+            raise ConfigError(f"amf_settings needs at least two fine-tuning settings, got {list(self.amf_settings)}: "
+                              f"name two or more of {', '.join(RECIPES.names())}")
+        for name in self.amf_settings:
+            RECIPES.get(name)
 
     def resolved(self) -> "RunConfig":
         """Fill every None with the method's default, so the hash names the settings actually used."""
@@ -253,7 +280,7 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        for k in ("classes", "milestones"):
+        for k in ("classes", "milestones", "amf_settings"):
             d[k] = list(d[k]) if d[k] is not None else None
         return d
 

@@ -30,10 +30,12 @@ class L2SP(nn.Module):
             self.register_buffer(f"w0_{i}", p.detach().clone())
 
     @classmethod
-    def for_model(cls, model: nn.Module, new_prefixes: Iterable[str], alpha: float, beta: float) -> "L2SP":
-        """Split `model`'s parameters into source and new by name prefix (the head, re-initialised blocks)."""
-        prefixes = tuple(new_prefixes)
-        named = list(model.named_parameters())
+    def for_model(cls, model: nn.Module, new_prefixes: Iterable[str], alpha: float, beta: float,
+                  free_prefixes: Iterable[str] = ()) -> "L2SP":
+        """Split `model`'s parameters into source and new by name prefix (the head, re-initialised blocks), leaving
+        out those under `free_prefixes` (a network trained without L2-SP, a policy with its own weight decay)."""
+        prefixes, free = tuple(new_prefixes), tuple(free_prefixes)
+        named = [(n, p) for n, p in model.named_parameters() if not n.startswith(free)]
         return cls([(n, p) for n, p in named if not n.startswith(prefixes)],
                    [(n, p) for n, p in named if n.startswith(prefixes)], alpha, beta)
 

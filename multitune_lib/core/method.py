@@ -25,6 +25,7 @@ class Built:
     model: nn.Module
     groups: list[dict]  # torch.optim param groups, each with a "name"
     new: list[str]  # name prefixes of parameters that did not come from the source (L2-SP's beta term)
+    free: list[str] = field(default_factory=list)  # name prefixes L2-SP leaves alone (neither term)
 
 
 @dataclass(frozen=True)
@@ -71,5 +72,5 @@ def build(cfg: RunConfig, make_backbone: BackboneFactory, num_classes: int, devi
     built.model.to(device, memory_format=torch.channels_last)
     # the released code's starting point aliases the live weights, so its alpha term is always 0
     alpha = 0.0 if cfg.l2sp_scope == "released" else cfg.alpha
-    reg = L2SP.for_model(built.model, built.new, alpha, cfg.beta) if (alpha or cfg.beta) else None
+    reg = L2SP.for_model(built.model, built.new, alpha, cfg.beta, built.free) if (alpha or cfg.beta) else None
     return built, reg

@@ -38,3 +38,4 @@ class Registry(Generic[T]):
 
 METHODS: Registry = Registry("method")  # name -> core.method.Method
 BACKBONES: Registry = Registry("backbone")  # name -> (num_classes) -> core.backbone.Backbone
+RECIPES: Registry = Registry("fine-tuning setting")  # name -> methods.amf.Recipe

@@ -4,8 +4,10 @@ from . import finetune  # noqa: F401  finetune, l2sp, scratch
 from . import feature  # noqa: F401
 from . import spottune  # noqa: F401
 from . import multitune  # noqa: F401
+from . import amf  # noqa: F401
+from .amf import AMF, Recipe, register_recipe
 from .feature import FeatureExtractor
 from .multitune import MultiTune, reinit
 from .spottune import SpotTune
 
-__all__ = ["FeatureExtractor", "MultiTune", "SpotTune", "reinit"]
+__all__ = ["AMF", "FeatureExtractor", "MultiTune", "Recipe", "SpotTune", "register_recipe", "reinit"]

@@ -22,6 +22,8 @@ def option(f: dataclasses.Field, default) -> dict:
         kw["type"] = str
     elif kind.startswith("tuple[int"):
         kw.update(type=int, nargs="+")
+    elif kind.startswith("tuple[str"):
+        kw.update(type=str, nargs="+")
     elif kind in SCALARS:
         kw["type"] = SCALARS[kind]
     if "choices" in f.metadata:

@@ -225,9 +225,10 @@ def test_an_unknown_route_lists_the_valid_ones():
         RunConfig(method="spottune", dataset="aircraft", route="skip")
 
 
-@pytest.mark.parametrize("field, value", [("route", "residual"), ("policy_width", 1.0)])
-def test_spottune_settings_on_a_method_that_does_not_read_them_are_refused(field, value):
-    with pytest.raises(ConfigError, match=f"{field} is a setting of spottune; method multitune does not read it"):
+@pytest.mark.parametrize("field, value, readers", [("route", "residual", "spottune"),
+                                                    ("policy_width", 1.0, "spottune, amf")])
+def test_spottune_settings_on_a_method_that_does_not_read_them_are_refused(field, value, readers):
+    with pytest.raises(ConfigError, match=f"{field} is a setting of {readers}; method multitune does not read it"):
         RunConfig(method="multitune", dataset="aircraft", **{field: value})
 
 

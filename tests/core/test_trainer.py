@@ -170,3 +170,17 @@ def test_a_run_names_the_parts_its_method_keeps_in_fp32_under_bf16():
     t = Trainer(cfg, split(), split(2, seed=1), device="cpu", precision="bf16")
     assert t.precision() == "bfloat16 (all but the head in float32)"
     assert make("spottune").precision() == "float32"
+
+
+def test_an_amf_run_resumes_to_the_same_history():
+    whole = make("amf", seed=3)
+    for _ in range(2):
+        whole.epoch()
+    first = make("amf", seed=3)
+    first.epoch()
+    resumed = make("amf", seed=3)
+    resumed.load_state_dict(first.state_dict())
+    resumed.epoch()
+    assert resumed.history == [dict(r, seconds=s["seconds"], train_seconds=s["train_seconds"]) for r, s in
+                               zip(whole.history, resumed.history)]
+    assert "weight.0" in resumed.history[-1] and "share.1" in resumed.history[-1]
