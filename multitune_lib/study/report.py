@@ -172,7 +172,12 @@ def why(study: Study) -> pd.DataFrame:
     """Where MultiTune's lead over SpotTune comes from, at the final epoch, paired by seed as in `verdict`: does
     joining two networks add to the L2-SP both train with (MultiTune - L2-SP), does routing add to fine-tuning
     (SpotTune - fine-tuning), and what L2-SP adds to fine-tuning."""
-    parts = [(f"{label(a)} - {label(b)}", verdict(study, a, b)) for a, b in WHY]
+    return contrasts(study, WHY)
+
+
+def contrasts(study: Study, pairs) -> pd.DataFrame:
+    """`verdict` at the final epoch for each (method, method) of `pairs`, one table with a `contrast` column."""
+    parts = [(f"{label(a)} - {label(b)}", verdict(study, a, b)) for a, b in pairs]
     parts = [v[v["measure"] == "final"].assign(contrast=name) for name, v in parts if not v.empty]
     columns = ["data", "images_per_class", "contrast", "seeds", "diff_pct", "ci95_pct", "verdict"]
     if not parts:

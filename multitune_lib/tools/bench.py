@@ -28,7 +28,7 @@ from ..errors import MultiTuneError, one_line
 from ..study import profiles
 
 CLASSES = 10
-COMPARED = ("finetune", "spottune", "multitune")
+COMPARED = ("finetune", "spottune", "multitune", "amf")
 # (backbone, input size, methods): the paper's network at 64 px crops, and Lite0 at the CPU profile's input size.
 ROWS = (("resnet26", None, COMPARED),
         ("efficientnet_lite0", profiles.get("imagenet-cpu").input_size, COMPARED))
@@ -224,7 +224,7 @@ def reference(device, batch: int, steps: int, workers: int) -> float:
 
 def main(device=None, batch_size: int | None = None, steps: int | None = None, precision: str = "auto",
          compile: bool = False, workers: int | None = None, concurrent: list[int] | None = None) -> dict:
-    """Images/s of finetune, SpotTune and MultiTune and of the reference, or with `concurrent` (a list of K) of
+    """Images/s of finetune, SpotTune, MultiTune and AMF and of the reference, or with `concurrent` (a list of K) of
     K runs sharing the device; batch size: the config's default."""
     device = env.pick_device(device)
     batch_size = batch_size or BATCH_SIZE

@@ -28,7 +28,7 @@ def built(method, make, **kw):
     return build(RunConfig(method=method, dataset="aircraft", backbone="efficientnet_lite0", **kw), make, CLASSES)
 
 
-@pytest.mark.parametrize("method", ["finetune", "l2sp", "feature", "spottune", "multitune"])
+@pytest.mark.parametrize("method", ["finetune", "l2sp", "feature", "spottune", "multitune", "amf"])
 def test_each_method_gives_logits_and_takes_a_step(method, make):
     b, reg = built(method, make)
     x, y = torch.randn(4, 3, 48, 48), torch.randint(0, CLASSES, (4,))
@@ -37,7 +37,7 @@ def test_each_method_gives_logits_and_takes_a_step(method, make):
     loss = F.cross_entropy(out, y) + (reg() if reg is not None else 0)
     loss.backward()
     assert all(p.grad is not None for g in b.groups for p in g["params"] if g["name"] != "policy")
-    assert (reg is not None) == (method in ("l2sp", "multitune"))
+    assert (reg is not None) == (method in ("l2sp", "multitune", "amf"))
 
 
 def test_spottune_routes_every_block_with_frozen_copies_of_the_source(make):

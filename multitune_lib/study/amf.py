@@ -1,0 +1,91 @@
+"""AMF in the study: its runs on every row of a profile, paired by seed against MultiTune (the same two settings
+with one fixed eta), SpotTune (per-image routing) and fine-tuning (AMF's own claim); a sweep with a third network
+(plain fine-tuning) on one row; and what its policy learned, from the per-epoch record of its weights."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import seaborn as sns
+
+from ..store import files
+from .report import contrasts, markdown, mean_ci, paired_p
+from .study import Study
+
+AGAINST = [("amf", "multitune"), ("amf", "spottune"), ("amf", "finetune")]
+THREE = ("A", "B", "finetune")  # the sweep: MultiTune's two settings and plain fine-tuning
+
+
+def sweep_row(study: Study) -> tuple[str, int | None]:
+    """The row of the K = 3 sweep: the profile's first dataset at its largest few-shot row."""
+    p = study.profile
+    return next(iter(p.datasets)), (p.few_shot_rows or (p.full_row,))[0]
+
+
+def run(study: Study) -> pd.DataFrame:
+    """Train what the store lacks: AMF on every row, then the K = 3 sweep; returns the main runs' metrics."""
+    runs = study.run_all(["amf"], study.profile.rows())
+    dataset, n = sweep_row(study)
+    for seed in study.seeds:
+        study.run("amf", dataset, n, seed, amf_settings=THREE)
+    return runs
+
+
+def against(study: Study) -> pd.DataFrame:
+    """AMF minus each method it answers to, per row at the final epoch, paired by seed with 95% intervals."""
+    return contrasts(study, AGAINST)
+
+
+def sweep(study: Study) -> pd.DataFrame:
+    """On the sweep row: AMF with three networks minus AMF with two, paired by seed (final epoch, points)."""
+    dataset, n = sweep_row(study)
+    acc = {}
+    for k, settings in ((2, None), (3, THREE)):
+        extra = {"amf_settings": settings} if settings else {}
+        for seed in study.seeds:
+            cfg = study.config("amf", dataset, n, seed, source_sha256=study.source_sha256, **extra)
+            run = study.store.finished(cfg.digest())
+            acc[(k, seed)] = run["metrics"]["final_val_acc"] * 100 if run else float("nan")
+    diff = pd.Series([acc[(3, s)] - acc[(2, s)] for s in study.seeds], dtype=float)
+    m = mean_ci(diff)
+    return pd.DataFrame([{"data": study.profile.label(dataset), "images_per_class": n,
+                          "K=2_pct": mean_ci([acc[(2, s)] for s in study.seeds]).mean,
+                          "K=3_pct": mean_ci([acc[(3, s)] for s in study.seeds]).mean,
+                          "diff_pct": m.mean, "ci95_pct": m.half_width, "p": paired_p(diff), "seeds": m.n}])
+
+
+def policy(study: Study) -> pd.DataFrame:
+    """Per main AMF run and validated epoch, each network's mean weight, its spread over images, and its share."""
+    h = study.history()
+    h = h[(h["method"] == "amf") & h["main"]].dropna(subset=["val_acc"])
+    cols = [c for c in h.columns if c.split(".")[0] in ("weight", "weight_sd", "share") and c[-1].isdigit()]
+    if h.empty or not cols:
+        return pd.DataFrame(columns=["digest", "dataset_label", "images_per_class", "seed", "epoch", "network",
+                                     "weight", "weight_sd", "share"])
+    long = h.melt(id_vars=["digest", "dataset_label", "images_per_class", "seed", "epoch"], value_vars=cols)
+    long[["measure", "network"]] = long["variable"].str.split(".", expand=True)
+    return long.pivot_table(index=["digest", "dataset_label", "images_per_class", "seed", "epoch", "network"],
+                            columns="measure", values="value").reset_index()
+
+
+def policy_figure(long: pd.DataFrame):
+    """Network A's mean weight per epoch (B's is one minus it with two networks), a line per row and seed, with
+    the spread of the weight over images as a band."""
+    a = long[long["network"] == "0"].assign(row=lambda d: d["images_per_class"].astype("string").fillna("all"))
+    grid = sns.relplot(data=a, x="epoch", y="weight", hue="row", units="seed", estimator=None, col="dataset_label",
+                       kind="line", height=3, aspect=1.4)
+    for (data, _, _), r in a.groupby(["dataset_label", "row", "seed"]):
+        grid.axes_dict[data].fill_between(r["epoch"], r["weight"] - r["weight_sd"], r["weight"] + r["weight_sd"],
+                                          alpha=0.08)
+    grid.set(ylim=(0, 1))
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("epoch", "weight of network A (setting A)")
+    return grid.figure
+
+
+def write(table: pd.DataFrame, folder: Path) -> list[Path]:
+    """amf.csv and amf.md (AMF against each method, per row) into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files.write_text(folder / "amf.csv", table.to_csv(index=False))
+    files.write_text(folder / "amf.md", markdown(table))
+    return [folder / "amf.csv", folder / "amf.md"]
