@@ -93,7 +93,7 @@ def comparison(res: pd.DataFrame, measure: str = "final_pct") -> pd.DataFrame:
             row = {"dataset": dataset, "images_per_class": n, "variant": variant, "acc_pct": acc.mean,
                    "acc_ci95": acc.half_width, "seeds": acc.n}
             for name, base in (("vs_all", ALL), ("vs_finetune", FINETUNE)):
-                d = wide[variant] - wide[base] if base in wide else pd.Series(dtype=float)
+                d = wide[variant] - wide[base] if base in wide and base != variant else pd.Series(dtype=float)
                 m = mean_ci(d)
                 row |= {f"{name}_pct": m.mean, f"{name}_ci95": m.half_width, f"{name}_p": paired_p(d)}
             out.append(row)
@@ -106,9 +106,13 @@ def reading(table: pd.DataFrame) -> list[str]:
     """One sentence per row and new variant: what it does against the all-routing runs and against fine-tuning."""
     said = []
     for r in table[table["variant"] != ALL].itertuples():
+        if r.seeds == 0:
+            said.append(f"{r.dataset} {r.images_per_class}: {r.variant} not run yet")
+            continue
         said.append(f"{r.dataset} {r.images_per_class}: {r.variant} {r.acc_pct:.1f}% "
-                    f"({r.seeds} seeds); {r.variant} minus {ALL} {verdict(r.vs_all_pct, r.vs_all_ci95)}; "
-                    f"minus fine-tuning {verdict(r.vs_finetune_pct, r.vs_finetune_ci95)}")
+                    f"({r.seeds} seed{'s' if r.seeds > 1 else ''}); minus {ALL} "
+                    f"{verdict(r.vs_all_pct, r.vs_all_ci95)}; minus fine-tuning "
+                    f"{verdict(r.vs_finetune_pct, r.vs_finetune_ci95)}")
     return said
 
 
@@ -135,11 +139,14 @@ def figure(res: pd.DataFrame, measure: str = "final_pct"):
     return grid.figure
 
 
-def write(table: pd.DataFrame, fig, folder: Path) -> list[Path]:
-    """spottune_variants.csv, .md and .png (and .pdf, without a creation date) into `folder`."""
+def write(table: pd.DataFrame, res: pd.DataFrame, fig, folder: Path) -> list[Path]:
+    """spottune_variants.csv and .md (the comparison), spottune_variants_runs.csv (every variant, row and seed)
+    and spottune_variants.png and .pdf into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     files.write_text(folder / "spottune_variants.csv", table.to_csv(index=False))
     files.write_text(folder / "spottune_variants.md", markdown(table))
+    runs = res.drop(columns=["settings"]).sort_values(["dataset", "variant", "seed"], kind="stable")
+    files.write_text(folder / "spottune_variants_runs.csv", runs.to_csv(index=False))
     save_fig(fig, folder, "spottune_variants", bbox_inches="tight")
     plt.close(fig)
-    return [folder / f"spottune_variants.{e}" for e in ("csv", "md", "png", "pdf")]
+    return [folder / f"spottune_variants{e}" for e in (".csv", ".md", "_runs.csv", ".png", ".pdf")]
