@@ -19,13 +19,14 @@ NO_WEIGHT_DECAY = ("cifar100",)
 DEFAULT_WEIGHT_DECAY = 5e-4
 
 # The run hash keeps the names and fields of the first store format, so every stored digest stays valid:
-# renamed fields are hashed under their old name, and fields added since are left out while at their default.
+# renamed fields are hashed under their old name, and fields added since are left out while at their default
+# (l2sp_scope reinit_new: how every MultiTune run before the switch trained; route all: every SpotTune run before it).
 HASHED_AS = {"images_per_class": "shots"}
 ADDED_SINCE = {"backbone": ("resnet26",), "input_size": (None,), "curve_val_images": (None,), "allow_fewer": (False,),
                "protocol": ("paper",), "augment": (None, "crop_flip"), "draw": (None, "seeded"),
                "trunk": (None, "two"), "lr_b": (None, "kept"), "lr_steps": (None, "all"),
                "l2sp_scope": (None, "reinit_new"), "route": (None, "all"), "policy_width": (None,),
-               "amf_settings": (None,), "weighting": (None,), "fusion": (None,)}  # reinit_new: how every MultiTune run before the switch trained
+               "amf_settings": (None,), "weighting": (None,), "fusion": (None,)}
 BATCH_SIZE = 128  # SpotTune's code; the paper gives none
 
 # Where the paper and the authors' released code differ, one field each: its values, the paper's first. The README's
