@@ -70,14 +70,13 @@ def run(study: Study) -> pd.DataFrame:
 
 def results(study: Study, plan: pd.DataFrame) -> pd.DataFrame:
     """`plan` with each finished run's final and best validation accuracy (%), minutes and precision."""
-    def metric(digest, key, scale=1.0):
-        run = study.store.finished(digest)
-        return run["metrics"][key] * scale if run else math.nan
-    return plan.assign(final_pct=plan["digest"].map(lambda d: metric(d, "final_val_acc", 100)),
-                       best_pct=plan["digest"].map(lambda d: metric(d, "best_val_acc", 100)),
-                       minutes=plan["digest"].map(lambda d: metric(d, "train_minutes")),
-                       precision=plan["digest"].map(lambda d: (study.store.finished(d) or {}).get(
-                           "metrics", {}).get("precision")))
+    metrics = {d: (study.store.finished(d) or {}).get("metrics", {}) for d in plan["digest"].unique()}
+
+    def column(key, scale=1.0):
+        return plan["digest"].map(lambda d: metrics[d][key] * scale if key in metrics[d] else math.nan)
+    return plan.assign(final_pct=column("final_val_acc", 100), best_pct=column("best_val_acc", 100),
+                       minutes=column("train_minutes"),
+                       precision=plan["digest"].map(lambda d: metrics[d].get("precision")))
 
 
 def comparison(res: pd.DataFrame, measure: str = "final_pct") -> pd.DataFrame:
