@@ -8,8 +8,12 @@ keeps each launch queue busy without a shared Python interpreter (threads on CUD
 which is what bounds a small step) and without requiring runs to share an architecture (batched models would)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import re
+import shutil
+import subprocess
 import time
 import tomllib
 from pathlib import Path
@@ -120,18 +124,61 @@ def run_local(study: Study, cfgs: list[RunConfig], cluster: Cluster) -> list[sub
 
 
 def submit_slurm(study: Study, cfgs: list[RunConfig], cluster: Cluster) -> list[submitit.Job]:
-    """Every config as one task of a job array; returns at once (the tasks queue on the cluster)."""
-    try:
-        ex = submitit.AutoExecutor(folder(study, cluster), cluster="slurm")
-    except RuntimeError:  # submitit found no srun
-        raise MultiTuneError("--executor slurm needs SLURM's sbatch and srun on PATH: run it on a login node of the "
-                             "cluster, or use --executor local") from None
+    """Every config as one task of a job array; returns at once (the tasks queue on the cluster). A job trains on
+    `cluster.cpus_per_task` threads: where SLURM does not bind tasks to their CPUs, torch would take the node's."""
+    if missing := [c for c in ("sbatch", "srun") if shutil.which(c) is None]:
+        raise MultiTuneError(f"--executor slurm needs SLURM's sbatch and srun on PATH ({', '.join(missing)} not "
+                             "found): run it on a login node of the cluster, or use --executor local")
+    ex = submitit.AutoExecutor(folder(study, cluster), cluster="slurm")
     params = {"name": f"multitune-{study.profile.name}", "gpus_per_node": cluster.gpus_per_job,
-              "timeout_min": cluster.timeout_min, "cpus_per_task": cluster.cpus_per_task, "mem_gb": cluster.mem_gb,
+              "timeout_min": cluster.timeout_min or partition_minutes(cluster.partition),
+              "cpus_per_task": cluster.cpus_per_task, "mem_gb": cluster.mem_gb,
               "slurm_partition": cluster.partition, "slurm_array_parallelism": cluster.array_parallelism,
               "slurm_account": cluster.account, "slurm_qos": cluster.qos, "slurm_setup": list(cluster.setup)}
     ex.update_parameters(**{k: v for k, v in params.items() if v is not None})
-    return ex.map_array(TrainJob(), *zip(*(job_args(study, c, study.device, None) for c in cfgs)))
+    args = zip(*(job_args(study, c, study.device, cluster.cpus_per_task) for c in cfgs))
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes sbatch's refusal before raising it
+            return ex.map_array(TrainJob(), *args)
+    except submitit.core.utils.FailedJobError as e:  # its message: sbatch's error lines
+        refusal = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        raise MultiTuneError(f"SLURM refused the job array: {refusal} (fix the option it names, e.g. --partition, "
+                             "or that key of --executor-config)") from None
+
+
+def partition_minutes(partition: str | None) -> int:
+    """The time limit of a job given no --timeout-min: the partition's default time, else its limit (submitit
+    would ask for 5 minutes, and SLURM would stop a longer run there)."""
+    try:
+        out = subprocess.run(["sinfo", "--noheader", "--format", "%P|%L|%l"], capture_output=True, text=True,
+                             check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise MultiTuneError(f"sinfo cannot tell the partition's time limit ({one_line(e)}): pass --timeout-min"
+                             ) from None
+    for name, default, limit in (line.split("|") for line in out.splitlines()):
+        if (partition is None and name.endswith("*")) or name.rstrip("*") == partition:
+            return slurm_minutes(default) or slurm_minutes(limit) or NO_LIMIT_MIN
+    return NO_LIMIT_MIN  # no such partition: sbatch refuses it, naming it
+
+
+def slurm_minutes(text: str) -> int | None:
+    """sinfo's [days-][hours:]minutes:seconds in whole minutes; None for n/a (no default) and infinite."""
+    if (match := re.fullmatch(r"(?:(\d+)-)?(\d+(?::\d+){1,2})", text)) is None:
+        return None
+    seconds, minutes, hours = ([int(p) for p in reversed(match[2].split(":"))] + [0])[:3]
+    return max(1, (int(match[1] or 0) * 24 + hours) * 60 + minutes + (seconds > 0))
+
+
+def earlier_failures(where: Path, cfgs: list[RunConfig]) -> dict[str, submitit.Job]:
+    """Per run still missing, the latest job in `where` that ended in an error, latest first (a job that SLURM
+    requeued or cancelled leaves no result, so it is not among them)."""
+    digests, failed = {c.digest() for c in cfgs}, {}
+    for result in sorted(where.glob("*_0_result.pkl"), key=lambda p: p.stat().st_mtime, reverse=True):
+        job = submitit.SlurmJob(where, result.name.removesuffix("_0_result.pkl"))
+        if job.exception() is not None and job.paths.submitted_pickle.exists():
+            if (digest := job.submission().args[0].digest()) in digests:
+                failed.setdefault(digest, job)
+    return failed
 
 
 def job_error(job: submitit.Job) -> str:
@@ -150,10 +197,14 @@ def train(study: Study, executor: str, cluster: Cluster, datasets=None) -> bool:
         print(f"{study.profile.name}: every run is in {study.results}, nothing to train")
         return True
     if executor == "slurm":
+        if failed := earlier_failures(where, cfgs):
+            last = next(iter(failed.values()))
+            print(f"{len(failed)} of these runs failed in an earlier job, the last with {job_error(last)} (log: "
+                  f"{last.paths.stderr}); they are submitted again")
         jobs = submit_slurm(study, cfgs, cluster)
         print(f"submitted {len(jobs)} runs as SLURM array job {jobs[0].job_id.split('_')[0]} (logs: {where}). When "
               f"it has ended, `python -m multitune_lib study --profile {study.profile.name}` makes the tables from "
-              "the store; submitting again sends only the runs still missing.")
+              "the store; submitting again sends only the runs still missing, and names any that failed.")
         return False
     started = time.time()
     jobs = run_local(study, cfgs, cluster)
