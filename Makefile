@@ -9,9 +9,11 @@ DECATHLON ?= ../shared/decathlon
 PROFILE ?= auto
 # nbval cannot pass notebook parameters: the profile comes from the environment, and its figures go aside.
 NBVAL_ENV := MULTITUNE_PROFILE=smoke MULTITUNE_FIGURES=runs/nbval/figures
-NBVAL := --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+# the project's Jupyter kernel (multitune_lib/study/kernel.py), registered by `install`
+KERNEL := multitune
+NBVAL := --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-kernel-name $(KERNEL)
 
-.PHONY: install data test study bench clean-cache
+.PHONY: install data test study report lab bench clean-cache
 
 install: $(VENV)/.installed
 
@@ -19,6 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
 	touch $@
 
 data: install
@@ -29,6 +32,14 @@ test: data
 
 study: data
 	$(BIN)/python -m multitune_lib study --profile $(PROFILE) $(if $(SOURCE),--source $(SOURCE))
+
+# HTML pages of the profile's executed notebooks (from `make study`), in figures/<profile>/report/
+report: install
+	$(BIN)/python -m multitune_lib report --profile $(PROFILE)
+
+# JupyterLab on the project (results/<profile>/notebooks/ and figures/ in reach), opened on notebooks/
+lab: install
+	$(BIN)/jupyter lab --LabApp.default_url=/lab/tree/notebooks
 
 bench: install
 	$(BIN)/python -m multitune_lib bench

@@ -27,5 +27,9 @@ class TrainingDiverged(MultiTuneError):
     """A non-finite loss or penalty: the run stops, nothing is stored as finished."""
 
 
+class StoreError(MultiTuneError):
+    """A file of the results store that cannot be read (cut short, garbled, a bad git merge)."""
+
+
 class RunBusy(MultiTuneError):
     """The run is training in another process."""

@@ -13,6 +13,13 @@ def project_root() -> Path:
     return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
+def relative(path) -> str:
+    """`path` as notebooks and tables print it: relative to the project root where it lies inside, so that no
+    folder of this machine shows."""
+    path, root = Path(path).resolve(), project_root()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def data_dir() -> Path:
     return project_root() / "data"
 
@@ -49,3 +56,10 @@ def executed_dir(profile: str) -> Path:
 def figures_dir(profile: str) -> Path:
     """figures/<profile>, so a smoke run never overwrites published figures; $MULTITUNE_FIGURES overrides it."""
     return project_root() / os.environ.get("MULTITUNE_FIGURES", f"figures/{profile}")
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A default path as help texts print it: 'data/x in the project' for one inside the project, any other as
+    given (a relative one is not resolved: that would print the folder the command happens to run in)."""
+    inside = Path(path).is_absolute() and Path(path).resolve().is_relative_to(project_root())
+    return f"{relative(path)} in the project" if inside else str(path)

@@ -59,16 +59,21 @@ def toy_root(tmp_path) -> Path:
     return write_decathlon(tmp_path / "decathlon-1.0")
 
 
-def finish_run(study, cfg, acc: float = 0.5) -> str:
-    """A finished run in the study's store, without training."""
+def finish_run(study, cfg, acc: float = 0.5, best: float | None = None, history: list | None = None) -> str:
+    """A finished run in the study's store, without training, its final accuracy `acc`: validated once; with
+    `best`, validated at `best` one epoch before; with `history`, the epochs given."""
+    if history is None:
+        history = [{"epoch": 1, "val_acc": acc}] if best is None else [{"epoch": 1, "val_acc": best},
+                                                                       {"epoch": 2, "val_acc": acc}]
     row = {"digest": cfg.digest(), "config": cfg.resolved().to_dict(), "source": None, "tags": {},
-           "metrics": {"final_val_acc": acc, "best_val_acc": acc, "train_minutes": 1.0, "precision": "float32"},
+           "metrics": {"final_val_acc": acc, "best_val_acc": acc if best is None else best, "train_minutes": 1.0,
+                       "precision": "float32"},
            "env": {"device_name": "test"}, "finished_at": "2026-01-01T00:00:00+00:00"}
-    study.store.finish(row, [{"epoch": 1, "train_loss": 1.0, "val_acc": acc}])
+    study.store.finish(row, [{"train_loss": 1.0, **h} for h in history])
     return cfg.digest()
 
 
 @pytest.fixture
 def finish():
-    """finish(study, config, acc): a finished run in the study's store, without training."""
+    """finish(study, config, acc, best=None, history=None): a finished run in the study's store, without training."""
     return finish_run

@@ -1,5 +1,5 @@
-"""The README's new-method walk-through, followed literally: its code, written to a file of its own and imported,
-adds a method that the config, the command line, the trainer, the store and the study then know."""
+"""The new-method walk-through of docs/library.md, followed literally: its code, written to a file of its own and
+imported, adds a method that the config, the command line, the trainer, the store and the study then know."""
 import importlib.util
 import re
 
@@ -13,14 +13,14 @@ from multitune_lib.tools import cli
 
 
 def readme_example() -> str:
-    readme = (paths.project_root() / "README.md").read_text()
+    readme = (paths.project_root() / "docs" / "library.md").read_text()
     block = readme.split("<!-- method-example", 1)[1].split("<!-- end method-example -->", 1)[0]
     return re.search(r"```python\n(.*?)```", block, re.S).group(1)
 
 
 @pytest.fixture
 def linear_probe(tmp_path, monkeypatch):
-    """The README's file, imported as a module: the registry is restored afterwards."""
+    """The walk-through's file, imported as a module: the registry is restored afterwards."""
     monkeypatch.setattr(METHODS, "items", dict(METHODS.items))
     path = tmp_path / "linear_probe.py"
     path.write_text(readme_example())

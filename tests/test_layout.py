@@ -1,4 +1,4 @@
-"""The library's shape, as the README's layout section states it: short functions, no imports inside functions, and
+"""The library's shape, as docs/library.md states it: short functions, no imports inside functions, and
 no import cycles between modules."""
 import ast
 from pathlib import Path
@@ -10,7 +10,7 @@ import multitune_lib
 PACKAGE = Path(multitune_lib.__file__).parent
 MODULES = sorted(PACKAGE.rglob("*.py"))
 MAX_LINES = 40
-# The README's architecture table, top to bottom: a module imports only from its own row or the rows above.
+# The architecture table of docs/library.md, top to bottom: a module imports only from its own row or the rows above.
 LAYERS = [
     ["errors", "paths", "env"],
     ["store.files", "store"],  # the bare packages `store` and `core` hold only a docstring
@@ -70,7 +70,7 @@ def layer(module: str) -> int:
     for i, row in enumerate(LAYERS):
         if any(name.startswith(p + ".") for p in row if p):
             return i
-    raise AssertionError(f"{module} is in no layer of the README's architecture table")
+    raise AssertionError(f"{module} is in no layer of the architecture table in docs/library.md")
 
 
 def import_graph() -> dict[str, set[str]]:

@@ -1,4 +1,5 @@
-"""The package's metadata: pyproject.toml and environment.yml name the same dependencies."""
+"""The package's metadata: pyproject.toml and environment.yml name the same dependencies, and the licence and the
+citation file agree with pyproject.toml."""
 import re
 import tomllib
 
@@ -28,3 +29,19 @@ def test_environment_yml_matches_pyproject():
     assert conda_python == project["requires-python"]
     assert "conda-forge" in env["channels"]
     assert any(isinstance(d, dict) and "-e ." in d.get("pip", []) for d in env["dependencies"])
+
+
+def test_the_study_is_citable_and_licensed():
+    root = paths.project_root()
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    licence = (root / "LICENSE").read_text()
+    assert project["license"] == "MIT" and licence.startswith("MIT License") and "LICENSE" in project["license-files"]
+    cff = yaml.safe_load((root / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == project["license"]
+    assert cff["authors"] == [{"name": "the multitune authors"}] and "the multitune authors" in licence
+    cited = {ref["title"].split(":")[0]: ref for ref in cff["references"]}
+    assert set(cited) == {"MultiTune", "SpotTune"}
+    assert [a["family-names"] for a in cited["MultiTune"]["authors"]] == ["Wang", "Plested", "Gedeon"]
+    assert [a["family-names"] for a in cited["SpotTune"]["authors"]][0] == "Guo" and cited["SpotTune"]["year"] == 2019
+    assert project["urls"]["MultiTune"].endswith(cited["MultiTune"]["doi"])
+    assert project["urls"]["SpotTune"] == cited["SpotTune"]["url"]

@@ -115,6 +115,11 @@ def policy_width(name: str) -> float:
     return _shape(name)[0]
 
 
+def block_count(name: str) -> int:
+    """How many blocks backbone `name` has (those SpotTune can route)."""
+    return _shape(name)[2]
+
+
 def residual_units(name: str) -> tuple[int, ...]:
     """The blocks of backbone `name` with an identity path."""
     return _shape(name)[1]

@@ -159,13 +159,12 @@ class RunConfig:
     draw: str | None = setting(None, "few-shot images: seeded (a seeded draw per class, val whole) or first_n (the "
                                "first N files per class of train and of val: released code)",
                                choices=lambda: SWITCHES["draw"])
-    epochs: int = setting(110, "training epochs (paper: 110)")
+    epochs: int = setting(110, "training epochs")
     batch_size: int | None = setting(None, f"training batch size (paper: silent; {BATCH_SIZE}; MultiTune's code: 120)")
-    lr: float | None = setting(None, "learning rate (paper: 0.1)")
-    lr_last: float | None = setting(None, "MultiTune setting B: lr of its re-initialised block (paper: 0.01)")
-    policy_lr: float | None = setting(None, "SpotTune: policy network lr (paper: 0.01)")
-    milestones: tuple[int, ...] | None = setting(None, "epochs where lr is multiplied by gamma (paper: 20 50 80 for "
-                                                 "MultiTune, 40 60 80 for SpotTune)")
+    lr: float | None = setting(None, "learning rate")
+    lr_last: float | None = setting(None, "MultiTune setting B: lr of its re-initialised block")
+    policy_lr: float | None = setting(None, "SpotTune: policy network lr")
+    milestones: tuple[int, ...] | None = setting(None, "epochs where lr is multiplied by gamma")
     gamma: float = setting(0.1, "lr factor at each milestone")
     crop: int = setting(64, "training crop in px; evaluation sees the whole image (paper: 64 px crops of 72 px); "
                         "smaller crops train on scaled-down images")
@@ -174,16 +173,17 @@ class RunConfig:
     curve_val_images: int | None = setting(None, "validate the epochs before the last on a fixed sample of this "
                                            "many val images, for the curves (none: the whole val split); the "
                                            "last epoch always sees the whole split")
-    eval_every: int = setting(1, "validate every n epochs and after the last (paper: every epoch)")
-    momentum: float = setting(0.9, "SGD momentum (paper: 0.9)")
-    weight_decay: float | None = setting(None, "SGD weight decay (SpotTune: 5e-4, 0 on cifar100)")
-    policy_weight_decay: float | None = setting(None, "SpotTune: policy network weight decay (paper: 1e-3)")
+    eval_every: int = setting(1, "validate every n epochs and after the last")
+    momentum: float = setting(0.9, "SGD momentum")
+    weight_decay: float | None = setting(None, "SGD weight decay; a method that sets none takes "
+                                         f"SpotTune's: {DEFAULT_WEIGHT_DECAY}, 0 on cifar100")
+    policy_weight_decay: float | None = setting(None, "SpotTune: policy network weight decay")
     alpha: float | None = setting(None, "L2-SP strength towards the source weights (0 turns it off)")
     beta: float | None = setting(None, "L2-SP strength on new weights")
-    eta: float = setting(0.5, "MultiTune: share of network A in the joined features (paper: 0.5)")
+    eta: float = setting(0.5, "MultiTune: share of network A in the joined features")
     reinit: str = setting("block", "MultiTune: re-initialise the last block or the whole last stage",
                           choices=lambda: ["block", "stage"])
-    temperature: float = setting(5.0, "SpotTune: Gumbel-softmax temperature (paper: 5)")
+    temperature: float = setting(5.0, "SpotTune: Gumbel-softmax temperature")
     sample_eval: bool | None = setting(None, "SpotTune: sample the policy at evaluation, as its code does (paper: "
                                        "the argmax)")
     route: str | None = setting(None, "SpotTune: route every block (all) or only the units with an identity path "

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .. import data, paths
 from ..errors import ConfigError, TrainingDiverged
@@ -47,8 +48,11 @@ def load_splits(cfg: RunConfig, data_root=None, cache=None, image_source=None) -
 
 
 def progress(cfg: RunConfig, done: int):
+    """One line per run as it trains. Text on stdout, not a widget or stderr: in a notebook it is kept as an
+    ordinary output line, where tqdm.auto would need ipywidgets and write a stderr warning without them."""
     return tqdm(total=cfg.epochs, initial=done, disable=bool(os.environ.get("CI")), unit="epoch", mininterval=1.0,
-                desc=f"{cfg.method} {cfg.dataset} images_per_class={cfg.images_per_class or 'all'}")
+                file=sys.stdout, desc=f"{cfg.method} {cfg.dataset} images_per_class={cfg.images_per_class or 'all'} "
+                f"seed={cfg.seed}")
 
 
 def fit(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | Path = "results",

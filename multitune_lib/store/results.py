@@ -13,7 +13,9 @@ next found finished, or when the tables are next rebuilt, and are never merged.
 """
 from __future__ import annotations
 
+import io
 import json
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -24,16 +26,51 @@ import torch
 from filelock import FileLock, Timeout
 
 from ..core.config import upgrade
-from ..errors import CheckpointError, ConfigError, RunBusy, one_line
+from ..errors import CheckpointError, ConfigError, RunBusy, StoreError, one_line
 from . import files
 
 NOT_MERGED = ("checkpoint.pt", ".lock", "*.tmp")  # one machine's resumable state, locks and half-written files
+ROW_KEYS = ("digest", "config", "metrics", "env", "tags", "finished_at")  # what the tables read of a record
+CONFLICT = re.compile(r"^(<{7}|={7}|>{7})( |$)", re.MULTILINE)  # the lines a git merge leaves in a clash
+
+
+def unreadable(path: Path, why: str) -> StoreError:
+    return StoreError(f"{path} cannot be read ({why}): delete its run folder {path.parent} to train that run again, "
+                      "or restore the file from git")
+
+
+def read_text(path: Path) -> str:
+    """A store file's text; one a bad git merge or a garbled copy left is an error naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError) as e:
+        raise unreadable(path, "missing" if isinstance(e, FileNotFoundError) else one_line(e)) from None
+    if CONFLICT.search(text):
+        raise unreadable(path, "it holds git conflict markers")
+    return text
 
 
 def read_row(path: Path) -> dict:
     """A finished run's record, its config in today's field names."""
-    row = json.loads(path.read_text())
+    try:
+        row = json.loads(read_text(path))
+    except ValueError as e:  # cut short or garbled
+        raise unreadable(path, one_line(e)) from None
+    missing = [k for k in ROW_KEYS if not isinstance(row, dict) or k not in row]
+    if missing or not isinstance(row["config"], dict):
+        raise unreadable(path, f"no {', '.join(missing or ['config'])} in it")
     return {**row, "config": upgrade(row["config"])}
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """A run's per-epoch history. The store writes every line whole, so a last line without its end was cut."""
+    text = read_text(path)
+    if not text.endswith("\n"):
+        raise unreadable(path, "cut short: its last line is incomplete")
+    try:
+        return pd.read_csv(io.StringIO(text))
+    except ValueError as e:  # pandas' EmptyDataError and ParserError
+        raise unreadable(path, one_line(e)) from None
 
 
 class ResultsStore:
@@ -142,7 +179,7 @@ class ResultsStore:
     def history(self) -> pd.DataFrame:
         """Per-epoch history of every finished run, digest first. Columns are ordered by the set of columns alone, not
         by which run sorts first, so a landing adds rows to the exported table instead of reshuffling its header."""
-        parts = [with_digest(pd.read_csv(p.parent / "history.csv"), p.parent.name) for p in finished_files(self.root)]
+        parts = [with_digest(read_history(p.parent / "history.csv"), p.parent.name) for p in finished_files(self.root)]
         return pd.concat(parts, ignore_index=True)[stable_columns(parts)] if parts else pd.DataFrame()
 
     def export(self) -> None:
@@ -161,6 +198,8 @@ class ResultsStore:
             src = run_json.parent
             if self.finished(src.name) is not None:
                 continue
+            read_row(run_json)  # an unreadable run is refused here, not copied in
+            read_history(src / "history.csv")
             dst = self.run_dir(src.name)
             tmp = dst.with_name(f".{src.name}.merging")
             with self.lock(src.name):  # refuses while a local process trains the same run

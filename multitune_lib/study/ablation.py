@@ -15,8 +15,10 @@ import seaborn as sns
 from ..core.config import RunConfig
 from ..core.registry import METHODS
 from ..store import files
-from .report import holm, markdown, mean_ci, paired_p, save_fig, t_interval
+from .figures import save_fig
+from .stats import holm, mean_ci, paired_p, t_interval
 from .study import Study, label
+from .tables import markdown
 
 PAPER, RELEASED = "paper protocol", "released code (all at once)"
 # Each difference as the config fields it sets to the released code's values, where a method's code has them.

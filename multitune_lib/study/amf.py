@@ -9,8 +9,9 @@ import pandas as pd
 import seaborn as sns
 
 from ..store import files
-from .report import contrasts, markdown, mean_ci, paired_p
+from .stats import mean_ci, paired_p
 from .study import Study
+from .tables import contrasts, markdown
 
 AGAINST = [("amf", "multitune"), ("amf", "spottune"), ("amf", "finetune")]
 THREE = ("A", "B", "finetune")  # the sweep: MultiTune's two settings and plain fine-tuning

@@ -146,9 +146,9 @@ PROFILES = {
 
 
 def get(name: str | None = None) -> Profile:
-    """The named profile, else $MULTITUNE_PROFILE, else smoke (nbval cannot pass parameters). `auto` is imagenet
-    where CUDA is present and imagenet-cpu elsewhere."""
-    name = name or os.environ.get("MULTITUNE_PROFILE") or "smoke"
+    """The named profile, else $MULTITUNE_PROFILE (how nbval, which cannot pass parameters, picks one), else auto:
+    imagenet where CUDA is present and imagenet-cpu elsewhere."""
+    name = name or os.environ.get("MULTITUNE_PROFILE") or "auto"
     if name == "auto":
         name = "imagenet" if torch.cuda.is_available() else "imagenet-cpu"
     if name not in PROFILES:

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .report import save_fig
+from .figures import save_fig
 from .study import Study
 
 MEASURES = {"train_usage": "sampled in training", "train_entropy": "entropy (bits)", "usage": "argmax on val"}
@@ -83,9 +83,10 @@ def figure(long: pd.DataFrame):
         last = runs[runs["epoch"] == runs.groupby("digest")["epoch"].transform("max")]
         shares = last.melt(id_vars=["block", "dataset_label"], value_vars=["train_usage", "usage"],
                            var_name="measure", value_name="share").replace({"measure": MEASURES})
-        sns.pointplot(data=shares, x="block", y="share", hue="measure", linestyle="none", dodge=0.3,
-                      errorbar=("pi", 100), ax=right)
-        right.set(ylim=(-0.05, 1.05), ylabel="fine-tuned share", title="last epoch, per routed block (all rows)")
+        sns.pointplot(data=shares.assign(share_pct=shares["share"] * 100), x="block", y="share_pct", hue="measure",
+                      linestyle="none", dodge=0.3, errorbar=("pi", 100), ax=right)
+        right.set(ylim=(-5, 105), ylabel="through the fine-tuned copy (%)",
+                  title="last epoch, per routed block (all rows)")
     fig.tight_layout()
     return fig
 

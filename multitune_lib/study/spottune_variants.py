@@ -16,8 +16,10 @@ import pandas as pd
 import seaborn as sns
 
 from ..store import files
-from .report import markdown, mean_ci, paired_p, row_key, save_fig, t_interval
+from .figures import method_style, save_fig
+from .stats import mean_ci, paired_p, t_interval
 from .study import Study
+from .tables import markdown, row_key
 
 ALL = "route all, quarter-width policy"
 # Each variant as the SpotTune config fields it sets; ALL is what the imagenet-cpu profile trained first.
@@ -125,12 +127,14 @@ def verdict(mean: float, half: float) -> str:
 
 
 def figure(res: pd.DataFrame, measure: str = "final_pct"):
-    """Per comparison row, each variant's and fine-tuning's accuracy: per-seed dots, mean and 95% t-interval."""
+    """Per comparison row, each variant's and fine-tuning's accuracy: per-seed dots, mean and 95% t-interval, in
+    SpotTune's and fine-tuning's colours."""
     rows = res.dropna(subset=[measure]).assign(row=lambda d: d["dataset"] + " " + d["images_per_class"].astype(str))
     order = [FINETUNE, *VARIANTS]
+    colours = {v: method_style("finetune" if v == FINETUNE else "spottune")["color"] for v in order}
     grid = sns.FacetGrid(rows, col="row", sharex=False, height=2.6, aspect=1.9)
-    grid.map_dataframe(sns.pointplot, y="variant", x=measure, order=order, errorbar=t_interval, linestyle="none",
-                       capsize=0.2, color="tab:blue")
+    grid.map_dataframe(sns.pointplot, y="variant", x=measure, order=order, hue="variant", hue_order=order,
+                       palette=colours, legend=False, errorbar=t_interval, linestyle="none", capsize=0.2)
     grid.map_dataframe(sns.stripplot, y="variant", x=measure, order=order, color="grey", size=3, jitter=False)
     grid.set_titles("{col_name} images per class")
     grid.set_axis_labels("final-epoch validation accuracy (%)", "")

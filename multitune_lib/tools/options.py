@@ -1,5 +1,6 @@
 """Command-line options derived from `RunConfig`: one option per field, with the field's help, default and choices
-(method and backbone choices from the registries), so nothing here repeats a setting."""
+(method and backbone choices from the registries, a field the methods fill from their registered defaults), so
+nothing here repeats a setting."""
 from __future__ import annotations
 
 import argparse
@@ -8,14 +9,59 @@ from pathlib import Path
 
 from .. import paths
 from ..core.config import RunConfig
+from ..core.registry import METHODS
 
 SCALARS = {"int": int, "float": float, "str": str}
 
 
-def option(f: dataclasses.Field, default) -> dict:
-    """argparse keywords for one config field, read from its type annotation and metadata."""
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default after its help, once, as typed (lists space-separated, a path in the project
+    relative to it); not None (the help says what it falls back on), False (a flag) or an empty text or list."""
+
+    def _get_help_string(self, action):
+        d = action.default
+        empty = isinstance(d, (str, list, tuple)) and not d
+        if d is None or d is False or d is argparse.SUPPRESS or empty or not action.option_strings:
+            return action.help
+        text = paths.shown(d) if isinstance(d, Path) else shown(d)
+        return f"{action.help} (default: {text.replace('%', '%%')})"
+
+
+class Parser(argparse.ArgumentParser):
+    """A parser with that formatter; argparse makes subcommand parsers of their parent's class, so every
+    subcommand's help shows defaults the same way."""
+
+    def __init__(self, *args, formatter_class=Formatter, **kw):
+        super().__init__(*args, formatter_class=formatter_class, **kw)
+
+
+def shown(value) -> str:
+    """A default as typed on the command line: (20, 50, 80) -> '20 50 80'."""
+    return " ".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def method_defaults(name: str, methods=None) -> str:
+    """What the registered methods (or those named) set a None field to, for its help: ' (default: 0.1)' where
+    all agree, else ' (default by method: 40 60 80 for spottune, else 20 50 80)'; '' where none sets it."""
+    regs = [METHODS.get(m) for m in methods or METHODS.names()]
+    by_value: dict[str, list[str]] = {}
+    for m in regs:
+        if m.defaults.get(name) is not None:
+            by_value.setdefault(shown(m.defaults[name]), []).append(m.name)
+    if not by_value:
+        return ""
+    if len(by_value) == 1 and sum(map(len, by_value.values())) == len(regs):
+        return f" (default: {next(iter(by_value))})"
+    parts = sorted(by_value.items(), key=lambda kv: len(kv[1]))
+    every = sum(len(names) for _, names in parts) == len(regs)
+    rest = f", else {parts.pop()[0]}" if every else ""  # the most common value, said once
+    return " (default by method: " + "; ".join(f"{v} for {', '.join(n)}" for v, n in parts) + rest + ")"
+
+
+def option(f: dataclasses.Field, default, note: str = "") -> dict:
+    """argparse keywords for one config field, read from its type annotation and metadata, `note` after its help."""
     kind = str(f.type).split(" | ")[0]
-    kw = {"help": f.metadata["help"], "default": default}
+    kw = {"help": f.metadata["help"] + note, "default": default}
     if kind == "bool":  # a field that may be None (the protocol decides) can also be turned off: --no-NAME
         return {**kw, "action": argparse.BooleanOptionalAction if "None" in str(f.type) else "store_true"}
     if f.metadata.get("text"):
@@ -35,15 +81,18 @@ def option(f: dataclasses.Field, default) -> dict:
     return kw
 
 
-def add_config_args(p: argparse.ArgumentParser, only=None, defaults: dict | None = None) -> list[str]:
+def add_config_args(p: argparse.ArgumentParser, only=None, defaults: dict | None = None,
+                    methods=None) -> list[str]:
     """Add an option for every command-line field of RunConfig (or those named in `only`), with `defaults`
-    overriding the config's own; returns the field names added."""
-    names = []
+    overriding the config's own, the help naming the defaults of `methods` (all registered ones unless named);
+    returns the field names added."""
+    names, defaults = [], defaults or {}
     for f in dataclasses.fields(RunConfig):
         if f.metadata.get("cli", True) is False or (only is not None and f.name not in only):
             continue
-        default = (defaults or {}).get(f.name, f.default)
-        p.add_argument("--" + f.name.replace("_", "-"), **option(f, default))
+        # a field left None takes the method's value, unless the caller's default says otherwise
+        note = method_defaults(f.name, methods) if f.default is None and f.name not in defaults else ""
+        p.add_argument("--" + f.name.replace("_", "-"), **option(f, defaults.get(f.name, f.default), note))
         names.append(f.name)
     return names
 
@@ -54,7 +103,8 @@ def config_from_args(a: argparse.Namespace, names: list[str], **fixed) -> RunCon
 
 def add_exec_args(p: argparse.ArgumentParser) -> None:
     """Where and how a run executes: none of it is part of the run's identity."""
-    p.add_argument("--data-root", type=Path, help=f"Decathlon root or data pack (default: {paths.default_data_root()})")
+    p.add_argument("--data-root", type=Path,
+                   help=f"Decathlon root or data pack (default: {paths.shown(paths.default_data_root())})")
     p.add_argument("--results", type=Path, default=Path("results"), help="results store folder")
     add_device_args(p)
 

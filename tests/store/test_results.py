@@ -10,7 +10,7 @@ from filelock import FileLock
 from multitune_lib import paths
 from multitune_lib.core.config import RunConfig
 from multitune_lib.core.fit import fit
-from multitune_lib.errors import CheckpointError, RunBusy
+from multitune_lib.errors import CheckpointError, RunBusy, StoreError
 from multitune_lib.store.results import ResultsStore, read_row
 
 ENV = {"device": "cpu", "device_name": "test", "torch": "x"}
@@ -169,3 +169,35 @@ class Evil:
 
     def __reduce__(self):
         return pathlib.Path.touch, (self.marker,)
+
+
+BAD_FILES = {  # how a store file ends up unreadable: a full disk or a cut copy, a bad git merge, garbage
+    "run.json": {"cut short": lambda text: text[: len(text) // 2], "garbage": lambda text: "\udcff\udc80" * 10,
+                 "merged badly": lambda text: f"<<<<<<< HEAD\n{text}\n=======\n{text}\n>>>>>>> gpu\n",
+                 "no metrics": lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "metrics"})},
+    "history.csv": {"cut short": lambda text: text[:-3], "empty": lambda text: "",
+                    "merged badly": lambda text: f"<<<<<<< HEAD\n{text}=======\n{text}>>>>>>> gpu\n",
+                    "missing": None},
+}
+
+
+@pytest.mark.parametrize("name, how", [(n, h) for n, hows in BAD_FILES.items() for h in hows])
+def test_an_unreadable_run_file_is_one_line_naming_the_run_folder_and_the_fix(name, how, tmp_path):
+    store, cfg = ResultsStore(tmp_path / "store"), RunConfig("finetune", "toy")
+    store.finish(fake_row(cfg), fake_history(3))
+    path = store.run_dir(cfg.digest()) / name
+    if BAD_FILES[name][how] is None:
+        path.unlink()
+    else:
+        path.write_bytes(BAD_FILES[name][how](path.read_text()).encode("utf-8", "surrogateescape"))
+    read = (lambda: store.finished(cfg.digest())) if name == "run.json" else store.history
+    for call in (read, store.runs if name == "run.json" else store.export):
+        with pytest.raises(StoreError) as err:
+            call()
+        message = str(err.value)
+        assert len(message.splitlines()) == 1 and message.startswith(f"{path} cannot be read")
+        assert f"delete its run folder {path.parent} to train that run again, or restore the file from git" in message
+    other = ResultsStore(tmp_path / "other")
+    with pytest.raises(StoreError, match="cannot be read"):  # nor is it merged into another store
+        other.merge(store.root)
+    assert other.rows() == []

@@ -1,5 +1,6 @@
 """Study profiles: what each notebook trains."""
 import pytest
+import torch
 
 from multitune_lib import paths
 from multitune_lib.errors import ConfigError
@@ -32,7 +33,8 @@ def test_whole_dataset_rows_for_some_datasets_only():
 
 def test_profile_by_name_environment_or_default(monkeypatch):
     monkeypatch.delenv("MULTITUNE_PROFILE", raising=False)
-    assert profiles.get().name == "smoke"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert profiles.get().name == "imagenet-cpu"  # auto on a CPU
     monkeypatch.setenv("MULTITUNE_PROFILE", "paper")
     assert profiles.get().name == "paper" and profiles.get("offline").name == "offline"
     with pytest.raises(ConfigError, match="unknown profile 'nosuch': choose one of smoke, paper, offline"):

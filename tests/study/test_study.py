@@ -8,6 +8,7 @@ from multitune_lib.errors import ConfigError
 from multitune_lib.store.files import sha256
 from multitune_lib.store.results import ResultsStore
 from multitune_lib.study import Study, profiles
+from multitune_lib.study import study as study_module
 from multitune_lib.tools.pretrain import pretrain, pretrain_config
 
 
@@ -116,3 +117,35 @@ def test_the_imagenet_profiles(monkeypatch):
     assert cpu.has_row("aircraft", None) and gpu.has_row("cifar100", None) and gpu.epochs == 110
     monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: False)
     assert profiles.get("auto").name == "imagenet-cpu"
+
+
+def test_read_only_reads_the_store_trains_nothing_and_counts_what_it_lacks(tmp_path, finish, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a read-only study trained")
+    monkeypatch.setattr(study_module, "fit", no_training)
+    study = Study("smoke", results=tmp_path, train=False)
+    finish(study, study.config("spottune", "aircraft", 6, 0), acc=0.4)
+    assert study.run("spottune", "cifar100", 6) is None
+    runs = study.run_all(["spottune", "multitune"], [6])  # both smoke datasets have the row of 6
+    assert runs[["method", "dataset", "final_val_acc"]].values.tolist() == [["spottune", "aircraft", 0.4]]
+    assert study.tally() == ("1 run found in the store, 0 trained; not in the store and not trained (train=False): "
+                             "MultiTune 2, SpotTune 2")
+    assert study.tally() == "0 runs found in the store, 0 trained"  # each tally counts afresh
+
+
+def test_a_training_study_trains_only_what_the_store_lacks(tmp_path, finish, monkeypatch):
+    trained = []
+
+    def fit(cfg, **kwargs):
+        trained.append(cfg.digest())
+        return {"digest": cfg.digest(), "config": cfg.resolved().to_dict(), "metrics": {"final_val_acc": 0.3}}
+    monkeypatch.setattr(study_module, "fit", fit)
+    study = Study("smoke", results=tmp_path)
+    found = finish(study, study.config("spottune", "aircraft", 6, 0))
+    assert study.run("spottune", "aircraft", 6)["digest"] == found and not trained
+    assert study.run("spottune", "aircraft", 4)["digest"] == trained[0]
+    assert trained == [study.config("spottune", "aircraft", 4).digest()]
+    dry = study.read_only()
+    assert dry.run("multitune", "aircraft", 4) is None and not dry.train and study.train
+    assert dry.tally().endswith("(train=False): MultiTune 1")
+    assert study.tally() == "1 run found in the store, 1 trained"  # the read-only copy counts on its own

@@ -1,11 +1,17 @@
 """The command line: one entry point, user errors as one line and exit status 2."""
+import argparse
 import os
+import re
 import subprocess
 import sys
 import tarfile
+import tomllib
+from pathlib import Path
 
 import pytest
+import torch
 
+from multitune_lib import paths
 from multitune_lib.core.config import RunConfig
 from multitune_lib.core.fit import fit
 from multitune_lib.store.results import ResultsStore
@@ -26,6 +32,50 @@ def test_cli_help_explains_every_option():
         assert option in out.stdout
     assert cli("data", "install", "--help").returncode == 0
     assert "reference" in cli("bench", "--help").stdout
+
+
+def test_version_is_the_one_pyproject_declares():
+    version = tomllib.loads((paths.project_root() / "pyproject.toml").read_text())["project"]["version"]
+    out = cli("--version")
+    assert out.returncode == 0 and out.stdout.split() == ["python", "-m", "multitune_lib", version]
+
+
+def subcommand_parsers(parser=None, name="python -m multitune_lib"):
+    """(name, parser) of the command line and of every subcommand, nested ones (data install) included."""
+    parser = parser or cli_module.parser()
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, p in action.choices.items():
+                yield from subcommand_parsers(p, f"{name} {sub}")
+
+
+def test_help_shows_each_default_once_and_no_folder_of_this_machine():
+    helps = {name.removeprefix("python -m multitune_lib").strip(): p.format_help() for name, p in subcommand_parsers()}
+    assert {"", "run", "study", "plan", "report", "data install", "data pack", "results merge"} <= set(helps)
+    for name, text in helps.items():
+        for folder in {str(Path.cwd()), str(Path.home()), str(paths.project_root())}:
+            assert folder not in text, f"`{name} --help` prints {folder}"
+        for option in re.split(r"\n  (?=-)", text):
+            assert option.count("(default") <= 1, f"`{name} --help`: {option}"
+    pretrain = " ".join(helps["pretrain"].split())
+    assert "(default: data/pretrained/resnet26_cifar100_1-50.pt in the project)" in pretrain
+
+
+@pytest.mark.parametrize("environment, cuda, expected", [(None, False, "imagenet-cpu"), (None, True, "imagenet"),
+                                                         ("smoke", True, "smoke")])
+def test_study_and_plan_default_to_auto_unless_the_environment_names_a_profile(environment, cuda, expected,
+                                                                              monkeypatch, tmp_path):
+    if environment:
+        monkeypatch.setenv("MULTITUNE_PROFILE", environment)
+    else:
+        monkeypatch.delenv("MULTITUNE_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    ran = []
+    monkeypatch.setattr(cli_module, "run_notebooks", lambda profile, params, only: ran.append(profile) or tmp_path)
+    monkeypatch.setattr(cli_module.plan, "main", lambda profile, *a, **kw: ran.append(profiles.get(profile).name))
+    assert cli_module.main(["study", "--only", "00"]) == 0 and cli_module.main(["plan"]) == 0
+    assert ran == [expected, expected]
 
 
 def test_cli_bad_input_is_one_clear_line(tmp_path):
@@ -105,7 +155,7 @@ def test_study_train_only_runs_the_compared_methods_on_every_row(toy_root, tmp_p
 @pytest.mark.parametrize("argv, message", [
     (["-p", "lr", "-1"], "-p lr: the notebooks take no such parameter; they take ablation, data_root, device"),
     (["--profile", "smoke", "-p", "profile", "offline-cpu", "--only", "04"], "-p profile contradicts --profile"),
-    (["-p", "seeds", "1.5"], "seeds=1.5: give an int or a list of ints"),
+    (["--profile", "smoke", "-p", "seeds", "1.5"], "seeds=1.5: give an int or a list of ints"),
     (["--profile", "nosuch"], "unknown profile 'nosuch'"),
 ])
 def test_study_refuses_what_the_notebooks_would_not_take_before_running_any(argv, message, monkeypatch, capsys):
@@ -120,6 +170,15 @@ def test_study_takes_the_profile_from_p_when_no_profile_option_names_one(monkeyp
     monkeypatch.setattr(cli_module, "run_notebooks", lambda profile, params, only: ran.append(profile) or tmp_path)
     assert cli_module.main(["study", "-p", "profile", "offline-cpu", "--only", "00"]) == 0
     assert ran == ["offline-cpu"]
+
+
+def test_study_no_train_runs_the_notebooks_read_only(monkeypatch, tmp_path, capsys):
+    ran = []
+    monkeypatch.setattr(cli_module, "run_notebooks", lambda profile, params, only: ran.append(params) or tmp_path)
+    assert cli_module.main(["study", "--profile", "smoke", "--no-train", "--only", "04"]) == 0
+    assert ran == [{"train": False}]
+    assert cli_module.main(["study", "--profile", "smoke", "--no-train", "--train-only"]) == 2
+    assert "--no-train reads the results store only" in capsys.readouterr().err and len(ran) == 1
 
 
 def test_study_prints_only_the_paths_it_wrote(monkeypatch, tmp_path, capsys):

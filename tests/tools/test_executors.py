@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from multitune_lib.errors import ConfigError, MultiTuneError
-from multitune_lib.study import Study, report
+from multitune_lib.study import Study, tables
 from multitune_lib.study.study import label
 from multitune_lib.tools import cli, executors
 from multitune_lib.tools.executors import Cluster
@@ -44,7 +44,7 @@ def test_local_jobs_train_the_smoke_runs_into_one_store_and_table3_regenerates(d
     assert sorted(runs["digest"]) == sorted(c.digest() for c in wanted) and runs["main"].all()
     assert len(list((tmp_path / "jobs").glob("*_result.pkl"))) == len(wanted)  # one job, one process per run
     assert len(study.store.history()) == len(wanted) * study.profile.epochs
-    table = report.table3(study)
+    table = tables.table3(study)
     assert set(table["method"]) == {label(m) for m in study.methods} and len(table) == len(wanted)
     assert table["ours_final_pct"].notna().all()
     assert executors.pending(study, ["aircraft"]) == []

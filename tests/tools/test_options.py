@@ -8,7 +8,7 @@ import pytest
 
 from multitune_lib.core.config import RunConfig
 from multitune_lib.core.registry import BACKBONES, METHODS
-from multitune_lib.tools.options import add_config_args, add_exec_args, config_from_args
+from multitune_lib.tools.options import add_config_args, add_exec_args, config_from_args, method_defaults
 
 CLI_FIELDS = [f for f in dataclasses.fields(RunConfig) if f.metadata.get("cli", True) is not False]
 
@@ -28,7 +28,7 @@ def test_every_cli_field_has_an_option_with_the_fields_default():
     for f in CLI_FIELDS:
         action = actions[f.name]
         assert action.option_strings[0] == "--" + f.name.replace("_", "-")  # (bool | None: also --no-NAME)
-        assert action.help == f.metadata["help"]
+        assert action.help.startswith(f.metadata["help"])
         if f.default is dataclasses.MISSING:
             assert action.required and action.default is None
         else:
@@ -82,3 +82,16 @@ def test_a_switch_the_protocol_may_set_can_be_turned_off_on_the_command_line():
     assert cfg("--protocol", "released").sample_eval is True
     assert cfg("--protocol", "released", "--no-sample-eval").sample_eval is False
     assert cfg().sample_eval is False and cfg("--sample-eval").sample_eval is True
+
+
+def test_a_field_the_methods_fill_names_their_registered_defaults_in_its_help():
+    assert method_defaults("lr") == " (default: 0.1)"  # every method's
+    spottune, other = METHODS.get("spottune").defaults["milestones"], METHODS.get("multitune").defaults["milestones"]
+    assert method_defaults("milestones") == (f" (default by method: {' '.join(map(str, spottune))} for spottune, "
+                                             f"else {' '.join(map(str, other))})")
+    assert method_defaults("lr_last") == " (default by method: 0.01 for multitune, amf)"  # only where one sets it
+    assert method_defaults("milestones", ["spottune"]) == " (default: 40 60 80)" and method_defaults("classes") == ""
+    p = argparse.ArgumentParser()
+    add_config_args(p, ["lr", "epochs"], {"lr": None}, methods=["scratch"])
+    helps = {a.dest: a.help for a in p._actions}
+    assert helps["lr"] == "learning rate" and helps["epochs"] == "training epochs"  # the caller's default: no note

@@ -1,0 +1,289 @@
+"""Each notebook's closing paragraph, in Markdown, with every number read from the tables the notebook made:
+what its section found, said the same way whichever profile ran it."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .stats import mean_ci
+from .study import Study
+from .tables import plural, verdict
+
+
+def data(counts: pd.DataFrame, sized: pd.DataFrame, stats: pd.DataFrame) -> str:
+    """Notebook 00: each dataset's images and classes per split, its image sizes, and how close the recomputed
+    per-channel mean and std come to the paper's Table 2."""
+    said = []
+    for dataset, rows in counts.groupby("dataset", sort=False):
+        split = rows.set_index("split")
+        images = " and ".join(f"{split.loc[s, 'images']:,} {s}" for s in split.index)
+        spans = [span(split.loc[s, "min per class"], split.loc[s, "max per class"]) for s in split.index]
+        per_class = f"{spans[0]} in each split" if len(set(spans)) == 1 else \
+            " and ".join(f"{n} in {s}" for n, s in zip(spans, split.index))
+        said.append(f"{dataset} holds {images} images of {split['classes'].max()} classes ({per_class} per class), "
+                    f"{shape(sized[sized['dataset'] == dataset])}")
+    worst = stats.assign(off=stats["whole - paper"].abs()).groupby("dataset", sort=False)["off"].max()
+    table2 = ", ".join(f"{worst[d]:.4f} on {d}" for d in worst.index)
+    text = "; ".join(said)
+    return (text[:1].upper() + text[1:] + ". The per-channel mean and std of the whole train images lie within "
+            f"{table2} of the paper's Table 2 (the largest difference of the six numbers).")
+
+
+def span(low, high) -> str:
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
+def shape(sized: pd.DataFrame) -> str:
+    """'72 px high and 95-144 px wide (median 107)', or '72 x 72 px' where every image is one size."""
+    w, h = sized["width"], sized["height"]
+    if w.nunique() == 1 and h.nunique() == 1:
+        return f"all {w.iloc[0]} x {h.iloc[0]} px"
+    return f"{span(h.min(), h.max())} px high and {span(w.min(), w.max())} px wide (median {w.median():g})"
+
+
+def final_accuracy(h: pd.DataFrame, name: str) -> str:
+    """'MultiTune reaches 48.1 ± 2.0% on Aircraft (3 seeds)': each dataset's final-epoch accuracy in the history
+    `h` of one method, the mean over seeds with its 95% t-interval."""
+    h = h.dropna(subset=["val_acc"])
+    last = h[h["epoch"] == h.groupby("digest")["epoch"].transform("max")]
+    said = [f"{percent(mean_ci(rows['val_acc'] * 100))} on {data}" for data, rows in
+            last.groupby("dataset_label", sort=False)]
+    return f"{name} reaches {' and '.join(said)} at its last epoch"
+
+
+def percent(m) -> str:
+    """A mean over seeds with its 95% half-width: '48.1 ± 2.0% (3 seeds)', or '48.1% (one seed)'."""
+    spread = "" if pd.isna(m.half_width) else f" ± {m.half_width:.1f}"
+    return f"{m.mean:.1f}{spread}% ({plural(m.n, 'seed')})"
+
+
+def points(m) -> str:
+    """A paired difference over seeds: '+3.2 ± 1.1 points (3 seeds)'."""
+    spread = "" if pd.isna(m.half_width) else f" ± {m.half_width:.1f}"
+    return f"{m.mean:+.1f}{spread} points ({plural(m.n, 'seed')})"
+
+
+def spottune(h: pd.DataFrame, usage: pd.DataFrame, long: pd.DataFrame) -> str:
+    """Notebook 01: SpotTune's accuracy on the whole-dataset rows, the share of images its argmax sends through
+    the fine-tuned copies, and how sure its choice is in training (entropy in bits)."""
+    if h.empty:
+        return "The profile has no whole-dataset rows: SpotTune's few-shot runs are notebook 03's."
+    said = [final_accuracy(h, "SpotTune") + "."]
+    if not usage.empty:
+        blocks = usage.groupby("block")["share_pct"].mean()
+        said.append(f"At its last validation the policy's argmax sends {blocks.mean():.0f}% of the images through "
+                    f"a block's fine-tuned copy on average over the {len(blocks)} routed blocks, from "
+                    f"{blocks.min():.0f}% (block {blocks.idxmin()}) to {blocks.max():.0f}% (block {blocks.idxmax()}).")
+    if long.empty:
+        said.append("None of the profile's main SpotTune runs records the policy's choices in training (notebook 07 "
+                    "shows the runs that do).")
+    else:
+        last = long[long["epoch"] == long.groupby("digest")["epoch"].transform("max")]
+        said.append(f"In training, at the last epoch, the policy samples the fine-tuned copy for "
+                    f"{last['train_usage'].mean() * 100:.0f}% of the images with a mean entropy of "
+                    f"{last['train_entropy'].mean():.2f} bits (1 bit is a coin flip) over the "
+                    f"{plural(last['digest'].nunique(), 'main run')} that record it.")
+    return " ".join(said)
+
+
+def multitune(study: Study, h: pd.DataFrame, sweep: pd.DataFrame) -> str:
+    """Notebook 02: MultiTune's accuracy on the whole-dataset rows, and its gain over its networks alone: over
+    eta 1 (network A) and eta 0 (network B) where the profile sweeps eta, else over L2-SP, the fine-tuning each
+    of its networks trains with (the final epoch, paired by seed)."""
+    if h.empty:
+        return "The profile has no whole-dataset rows: MultiTune's few-shot runs are notebook 03's."
+    said = [final_accuracy(h, "MultiTune") + "."]
+    wide = sweep.pivot_table(index="seed", columns="eta", values="final_val_acc_pct") if len(sweep) else None
+    if wide is not None and {0.0, 0.5, 1.0} <= set(wide.columns):
+        gains = [f"{points(mean_ci(wide[0.5] - wide[e]))} over {net} alone" for e, net in
+                 ((1.0, "network A"), (0.0, "network B"))]
+        said.append(f"Joined at eta = 0.5, its two networks gain {' and '.join(gains)}.")
+        return " ".join(said)
+    v = verdict(study, "multitune", "l2sp")
+    v = v[(v["measure"] == "final") & v["images_per_class"].map(lambda n: pd.isna(n) or n == study.profile.full_row)]
+    if v.empty:
+        said.append("With no eta sweep and no L2-SP runs on these rows, its networks alone are not measured here.")
+    for r in v.itertuples():
+        said.append(f"On {r.data}, MultiTune minus L2-SP (the fine-tuning each of its networks trains with, on its "
+                    f"own) is {difference(r)}.")
+    return " ".join(said)
+
+
+def difference(r) -> str:
+    """A verdict row as words: the mean difference with its interval, the seeds ahead, the Holm-adjusted p."""
+    if r.seeds < 2:
+        return f"{r.diff_pct:+.1f} points (one seed: no interval)"
+    holm = "" if pd.isna(r.p_holm) else f", Holm-adjusted p {r.p_holm:.2g}"
+    return (f"{r.diff_pct:+.1f} ± {r.ci95_pct:.1f} points, ahead in {r.ahead} of {r.seeds} seeds{holm} "
+            f"({r.verdict})")
+
+
+def ablation(table: pd.DataFrame, row: str) -> str:
+    """Notebook 06: the paper protocol's gap on the ablation's row, the differences that move it beyond their own
+    95% interval and which of them Holm's adjustment over every difference tested keeps below 0.05, and what the
+    released code does all at once. `table` is `ablation.summary`'s."""
+    paper, moves = table.iloc[0], table.iloc[1:].dropna(subset=["change_pct"])
+    if pd.isna(paper["gap_pct"]):
+        return f"No paper-protocol run of both methods on {row} is in the store yet."
+    said = [f"Under the paper's protocol, MultiTune minus SpotTune on {row} is "
+            f"{signed(paper['gap_pct'], paper['gap_ci95'])} points over {plural(int(paper['seeds']), 'seed')}."]
+    if moves["change_ci95"].isna().all():
+        return " ".join(said + ["With one seed no move has an interval yet."])
+    beyond = moves[(moves["change_pct"].abs() > moves["change_ci95"])]
+    kept = beyond[beyond["change_p_holm"] < 0.05]
+    said.append(f"Of the {len(moves)} moves towards the released code, {len(beyond)} shift the gap beyond their own "
+                f"interval{names(beyond)}; after Holm's adjustment over all {len(moves)}, {len(kept)} "
+                f"{stay(len(kept))} below 0.05{names(kept)}.")
+    released = table.iloc[-1]  # the released code, every difference at once
+    if not pd.isna(released["gap_pct"]):
+        said.append(f"The released code all at once leaves a gap of "
+                    f"{signed(released['gap_pct'], released['gap_ci95'])} points.")
+    return " ".join(said)
+
+
+def signed(mean: float, half: float) -> str:
+    return f"{mean:+.1f}" + ("" if pd.isna(half) else f" ± {half:.1f}")
+
+
+def names(moves: pd.DataFrame) -> str:
+    """' (augmentation -1.7, favouring SpotTune; ...)': each move of the gap and whom it favours; '' for none."""
+    items = [f"{r.difference} {r.change_pct:+.1f}, favouring {'MultiTune' if r.change_pct > 0 else 'SpotTune'}"
+             for r in moves.itertuples()]
+    return f" ({'; '.join(items)})" if items else ""
+
+
+def variants(table: pd.DataFrame) -> str:
+    """Notebook 07: per SpotTune variant, its accuracy on each comparison row, and on how many rows it lies above,
+    within or below fine-tuning and the all-routing runs (each difference's own 95% interval, paired by seed).
+    `table` is `spottune_variants.comparison`'s."""
+    said = []
+    for variant, rows in table.groupby("variant", sort=False):
+        run = rows[rows["seeds"] > 0]
+        if run.empty:
+            said.append(f"{variant}: not run yet")
+            continue
+        sides = [f"against {base} {sides_of(run[f'{col}_pct'], run[f'{col}_ci95'])}"
+                 for col, base in (("vs_finetune", "fine-tuning"), ("vs_all", "routing all blocks"))
+                 if run[f"{col}_pct"].notna().any()]
+        accs = ", ".join(f"{percent_of(r.acc_pct, r.acc_ci95, r.seeds)} on {r.dataset}, "
+                         f"{row_name(r.images_per_class)}" for r in run.itertuples())
+        said.append(f"{variant}: {accs}" + (f"; {', '.join(sides)}" if sides else ""))
+    return ("Final-epoch accuracy per comparison row; each difference is paired by seed and read by its own 95% "
+            "interval. " + ". ".join(s[:1].upper() + s[1:] for s in said) + ".")
+
+
+def percent_of(mean: float, half: float, seeds: int) -> str:
+    spread = "" if pd.isna(half) else f" ± {half:.1f}"
+    return f"{mean:.1f}{spread}% ({plural(int(seeds), 'seed')})"
+
+
+def sides_of(diff: pd.Series, half: pd.Series) -> str:
+    """'higher on 1, within on 1 and lower on 0 of 2 rows' ('no interval yet' where a row has one seed)."""
+    d, h = diff.dropna(), half.reindex(diff.dropna().index)
+    if h.isna().all():
+        return f"{d.mean():+.1f} points on average (one seed: no interval yet)"
+    higher, lower = int((d - h > 0).sum()), int((d + h < 0).sum())
+    return (f"higher on {higher}, within its interval on {len(d) - higher - lower} and lower on {lower} of "
+            f"{plural(len(d), 'row')}")
+
+
+def amf(against: pd.DataFrame, sweep: pd.DataFrame, policy: pd.DataFrame) -> str:
+    """Notebook 08: AMF against each method on the rows it ran (better, within or worse by the row's interval,
+    and what Holm's adjustment over the rows keeps), the third network's effect, and whether its policy weights
+    the images apart. Arguments: `amf.against`, `amf.sweep` and `amf.policy`."""
+    if against.empty:
+        return "No AMF run of this profile is in the store yet."
+    said = []
+    for contrast, rows in against.groupby("contrast", sort=False):
+        held = int((rows["p_holm"] < 0.05).sum())
+        holm = f", {held} of them below 0.05 after Holm's adjustment" if rows["p_holm"].notna().any() else ""
+        said.append(f"{contrast}: {sides_of(rows['diff_pct'], rows['ci95_pct'])}{holm}")
+    s = sweep.iloc[0]
+    if s["seeds"] > 0:
+        said.append(f"a third network (plain fine-tuning) moves AMF by {signed(s['diff_pct'], s['ci95_pct'])} points "
+                    f"on {s['data']}, {row_name(s['images_per_class'])}")
+    if not policy.empty:
+        last = policy[policy["epoch"] == policy.groupby("digest")["epoch"].transform("max")]
+        a = last[last["network"] == "0"]
+        said.append(f"at the last epoch the policy gives network A a mean weight of {a['weight'].mean():.2f}, "
+                    f"spread over images by a standard deviation of {a['weight_sd'].mean():.2f}")
+    return "; ".join(s[:1].upper() + s[1:] if i == 0 else s for i, s in enumerate(said)) + "."
+
+
+def row_name(images_per_class) -> str:
+    return "whole dataset" if pd.isna(images_per_class) else f"{int(images_per_class)} per class"
+
+
+def listed(rows: pd.DataFrame) -> str:
+    """' (Aircraft, whole dataset: +10.9 ± 3.4; CIFAR100, 20 per class: +2.1 ± 1.0)', or '' for no rows."""
+    items = [f"{r.data}, {row_name(r.images_per_class)}: {signed(r.diff_pct, r.ci95_pct)}" for r in rows.itertuples()]
+    return f" ({'; '.join(items)})" if items else ""
+
+
+def verdict_reading(v: pd.DataFrame, what: str = "MultiTune minus SpotTune") -> str:
+    """The final-epoch rows of a `tables.verdict` table by their own 95% interval (above 0, around it, below), the
+    rows where the first method is ahead in every seed, and those Holm's adjustment keeps below 0.05."""
+    f = v[v["measure"] == "final"] if "measure" in v else v
+    if f.empty:
+        return f"{what}: no row has runs of both yet."
+    if f["ci95_pct"].isna().all():
+        return f"{what} at the final epoch, one seed and so no interval yet{listed(f)}."
+    above, below = f[f["diff_pct"] - f["ci95_pct"] > 0], f[f["diff_pct"] + f["ci95_pct"] < 0]
+    within = f.drop(index=above.index.union(below.index))
+    held, every = f[f["p_holm"] < 0.05], f[(f["ahead"] == f["seeds"]) & (f["seeds"] > 1)]
+    return (f"{what} at the final epoch, paired by seed: above 0 beyond its 95% interval on {len(above)} of "
+            f"{plural(len(f), 'row')}{listed(above)}, around 0 on {len(within)}{listed(within)} and below on "
+            f"{len(below)}{listed(below)}; {what.split(' minus ')[0]} is ahead in every seed on {len(every)}; after "
+            f"Holm's adjustment over the rows, {len(held)} {stay(len(held))} below 0.05{listed(held)}.")
+
+
+def stay(n: int) -> str:
+    return "stays" if n == 1 else "stay"
+
+
+def few_shot(study: Study, runs: pd.DataFrame, v: pd.DataFrame) -> str:
+    """Notebook 03: per dataset, the method ahead at the largest and at the smallest few-shot row and how far
+    MultiTune and SpotTune fall between them (means over seeds); then `verdict_reading` of the few-shot rows.
+    `runs`: `Study.run_all`'s; `v`: `tables.verdict`'s."""
+    rows = list(study.profile.few_shot_rows)
+    few = runs[runs["images_per_class"].isin(rows)]
+    if few.empty:
+        return "No few-shot run is in the store yet."
+    said = []
+    for dataset, d in few.groupby("dataset", sort=False):
+        acc = d.groupby(["images_per_class", "method_label"])["final_val_acc"].mean() * 100
+        top, low = int(d["images_per_class"].max()), int(d["images_per_class"].min())
+        lead = [f"{acc[n].idxmax()} at {n} images per class ({acc[n].max():.1f}%)" for n in (top, low)]
+        falls = [f"{m} from {acc[top][m]:.1f}% to {acc[low][m]:.1f}%" for m in ("MultiTune", "SpotTune")
+                 if m in acc[top] and m in acc[low]]
+        said.append(f"On {study.profile.label(dataset)} the best method is {' and '.join(lead)}"
+                    + (f"; between the two, {' and '.join(falls)}" if falls and top != low else "") + ".")
+    return " ".join(said + [verdict_reading(v[v["images_per_class"].isin(rows)])])
+
+
+def table3(v: pd.DataFrame, why: pd.DataFrame) -> str:
+    """Notebook 04: does MultiTune beat SpotTune (`verdict_reading`), and, from `tables.why`, what joining two
+    networks adds to L2-SP and routing adds to fine-tuning, row by row."""
+    said = [verdict_reading(v)]
+    for contrast, rows in why.groupby("contrast", sort=False):
+        said.append(f"{contrast}: {sides_of(rows['diff_pct'], rows['ci95_pct'])}.")
+    return " ".join(said)
+
+
+def lite0(table: pd.DataFrame, usage: pd.DataFrame, v: pd.DataFrame) -> str:
+    """Notebook 05: per dataset, the methods ranked by their mean final accuracy over its rows and the method
+    ahead on most rows; where SpotTune routes through fine-tuned blocks; and `verdict_reading`. `table` is
+    `tables.table3`'s, `usage` `plots.last_usage`'s."""
+    if table.empty:
+        return "No run of this profile is in the store yet."
+    said = []
+    for data, t in table.groupby("data", sort=False):
+        ranked = t.groupby("method")["ours_final_pct"].mean().sort_values(ascending=False)
+        wins = t.loc[t.groupby("images_per_class", dropna=False)["ours_final_pct"].idxmax(), "method"].value_counts()
+        said.append(f"On {data}, averaged over its {plural(t['images_per_class'].nunique(dropna=False), 'row')}: "
+                    + ", ".join(f"{m} {a:.1f}%" for m, a in ranked.items())
+                    + f"; {wins.index[0]} is ahead on {wins.iloc[0]} of them.")
+    for data, u in usage.groupby("dataset_label", sort=False):
+        blocks = u.groupby("block")["share_pct"].mean()
+        said.append(f"SpotTune sends {blocks.mean():.0f}% of the {data} validation images through a block's "
+                    f"fine-tuned copy on average, {blocks.iloc[-1]:.0f}% through its last block's.")
+    return " ".join(said + [verdict_reading(v)])
