@@ -168,7 +168,7 @@ def add_report(sub) -> None:
     p = sub.add_parser("report", help="render a profile's executed notebooks (from `study`) as HTML pages, with an "
                        "index page showing Table 3 and Fig. 2, into figures/<profile>/report/")
     p.add_argument("--profile", help=PROFILE_HELP)
-    p.set_defaults(fn=lambda a: print(f"wrote {html_report.write_report(profiles.get(a.profile).name)}"))
+    p.set_defaults(fn=lambda a: print("wrote", paths.relative(html_report.write_report(profiles.get(a.profile).name))))
 
 
 def parse_value(text: str):
