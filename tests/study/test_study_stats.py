@@ -1,4 +1,5 @@
-"""The statistics behind every interval and test of the study, against numbers worked by hand."""
+"""The statistics behind every interval and test of the study (study/stats.py), against numbers worked by hand.
+Named apart from tests/data/test_stats.py: pytest imports test modules by their file name."""
 import math
 
 import pandas as pd
