@@ -27,6 +27,9 @@ from ..core.registry import RECIPES
 from .multitune import reinit
 
 
+TOP = 8  # val images kept per network, those the policy weights most to it: the notebook shows them
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A fine-tuning setting of one of AMF's networks."""
@@ -67,6 +70,8 @@ class AMF(nn.Module):
         self.register_buffer("weight_sq", torch.zeros(k), persistent=False)
         self.register_buffer("chosen", torch.zeros(k), persistent=False)
         self.register_buffer("seen", torch.zeros(()), persistent=False)
+        self.register_buffer("top_weight", torch.full((k, TOP), -1.0), persistent=False)
+        self.register_buffer("top_index", torch.zeros((k, TOP), dtype=torch.long), persistent=False)
 
     def weights(self, logits: torch.Tensor) -> torch.Tensor:
         """N x K weights from the policy's logits, summing to 1 per image: their softmax, or (hard) one network per
@@ -79,12 +84,19 @@ class AMF(nn.Module):
 
     def train(self, mode: bool = True):
         if not mode:
-            for buffer in (self.weight_sum, self.weight_sq, self.chosen, self.seen):
+            for buffer in (self.weight_sum, self.weight_sq, self.chosen, self.seen, self.top_index):
                 buffer.zero_()
+            self.top_weight.fill_(-1.0)
         return super().train(mode)
 
     @torch.no_grad()
     def record(self, soft: torch.Tensor) -> None:
+        """Add a batch of the split being evaluated, in order: its images are numbered from the count seen so far."""
+        index = torch.arange(len(soft), device=soft.device) + self.seen.long()
+        weights = torch.cat([self.top_weight, soft.t()], 1)
+        best = weights.topk(TOP, dim=1)
+        self.top_weight.copy_(best.values)
+        self.top_index.copy_(torch.cat([self.top_index, index.expand(len(self.nets), -1)], 1).gather(1, best.indices))
         self.weight_sum += soft.sum(0)
         self.weight_sq += soft.pow(2).sum(0)
         self.chosen += F.one_hot(soft.argmax(-1), soft.shape[-1]).sum(0)
@@ -102,13 +114,17 @@ class AMF(nn.Module):
 
     def policy_record(self) -> dict:
         """Per network, over the images evaluated last: the policy's mean weight, its standard deviation across
-        images, and the share of images whose largest weight is that network's."""
+        images, the share of images whose largest weight is that network's, and (`top.k`, space-separated) the
+        positions in that split of the TOP images it weights most to that network, largest weight first."""
         n = self.seen.clamp(min=1)
         mean = self.weight_sum / n
         sd = (self.weight_sq / n - mean.pow(2)).clamp(min=0).sqrt()
         share = self.chosen / n
-        return {f"{name}.{k}": float(v[k]) for name, v in (("weight", mean), ("weight_sd", sd), ("share", share))
-                for k in range(len(self.nets))}
+        record = {f"{name}.{k}": float(v[k]) for name, v in (("weight", mean), ("weight_sd", sd), ("share", share))
+                  for k in range(len(self.nets))}
+        kept = (self.top_weight >= 0).sum(1)  # a split smaller than TOP keeps fewer
+        return record | {f"top.{k}": " ".join(str(int(i)) for i in self.top_index[k, :kept[k]])
+                         for k in range(len(self.nets))}
 
 
 def build_amf(cfg: RunConfig, make_backbone: BackboneFactory, num_classes: int) -> Built:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+import torch
 
+from ..core.fit import load_splits
 from ..store import files
 from .stats import mean_ci, paired_p
 from .study import Study
@@ -82,6 +85,35 @@ def policy_figure(long: pd.DataFrame):
     grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", "weight of network A (setting A)")
     return grid.figure
+
+
+def top_images(study: Study, dataset: str, n: int | None, seed: int) -> dict[str, torch.Tensor]:
+    """Per network (named by its setting), the val images the policy weighted most to it at the run's last
+    validation, on the whole val split, largest weight first; empty where the store lacks the run or its record."""
+    cfg = study.config("amf", dataset, n, seed, source_sha256=study.source_sha256)
+    run = study.store.finished(cfg.digest())
+    h = study.store.history()
+    h = h[h["digest"] == cfg.digest()].sort_values("epoch") if run and len(h) else h.iloc[:0]
+    if h.empty or "top.0" not in h or h["val_images"].iloc[-1] != run["metrics"]["val_images"]:
+        return {}
+    val = load_splits(cfg, study.data_root)[1]
+    return {name: val.images[[int(i) for i in str(h[f"top.{k}"].iloc[-1]).split()]]
+            for k, name in enumerate(cfg.resolved().amf_settings)}
+
+
+def top_figure(top: dict[str, torch.Tensor]):
+    """A row of images per network: those its policy weights most, largest weight first."""
+    width = max(len(images) for images in top.values())
+    fig, axes = plt.subplots(len(top), width, figsize=(6.9, 6.9 / width * len(top) + 0.2), squeeze=False)
+    for row, (name, images) in zip(axes, top.items()):
+        for j, ax in enumerate(row):
+            if j < len(images):
+                ax.imshow(images[j].permute(1, 2, 0).cpu().numpy())
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.spines[:].set_visible(False)
+        row[0].set_ylabel(f"setting {name}", fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def write(table: pd.DataFrame, folder: Path) -> list[Path]:

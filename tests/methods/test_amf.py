@@ -8,6 +8,7 @@ from multitune_lib.core.config import RunConfig
 from multitune_lib.core.method import build as build_method
 from multitune_lib.errors import ConfigError
 from multitune_lib.methods import AMF, MultiTune
+from multitune_lib.methods.amf import TOP
 
 CLASSES = 10
 
@@ -98,3 +99,18 @@ def test_amf_settings_are_refused_on_other_methods_and_are_part_of_the_identity(
                ({}, {"amf_settings": "A,B"}, {"amf_settings": ("A", "B", "finetune")}, {"weighting": "hard"},
                 {"fusion": "logits"})}
     assert len(digests) == 4
+
+
+def test_the_record_keeps_the_images_the_policy_weights_most_to_each_network():
+    model = build()[0].model
+    model.eval()
+    soft = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]] * 4)  # 12 images in two batches, in order
+    model.record(soft[:5])
+    model.record(soft[5:])
+    top = model.policy_record()
+    network0 = [int(i) for i in top["top.0"].split()]
+    assert len(network0) == TOP and set(network0[:4]) == {0, 3, 6, 9}  # the 0.9s, then the 0.6s
+    assert set(int(i) for i in top["top.1"].split()[:4]) == {1, 4, 7, 10}
+    model.eval()  # entering evaluation again forgets the last split
+    model.record(soft[:2])
+    assert model.policy_record()["top.0"] == "0 1"
