@@ -26,7 +26,7 @@ ADDED_SINCE = {"backbone": ("resnet26",), "input_size": (None,), "curve_val_imag
                "protocol": ("paper",), "augment": (None, "crop_flip"), "draw": (None, "seeded"),
                "trunk": (None, "two"), "lr_b": (None, "kept"), "lr_steps": (None, "all"),
                "l2sp_scope": (None, "reinit_new"), "route": (None, "all"), "policy_width": (None,),
-               "amf_settings": (None,), "weighting": (None,), "fusion": (None,)}
+               "amf_settings": (None,), "weighting": (None,), "fusion": (None,), "whole_val": (None, "last")}
 BATCH_SIZE = 128  # SpotTune's code; the paper gives none
 
 # Where the paper and the authors' released code differ, one field each: its values, the paper's first. The README's
@@ -52,6 +52,7 @@ NUMBERS = {  # (low, high, low allowed, high allowed)
     "policy_width": (1 / 32, 8, True, True),  # the policy's 32-channel stem keeps at least one channel
 }
 ROUTES = ("all", "residual")  # SpotTune: which blocks the policy routes
+WHOLE_VAL = ("last", "milestones")  # the epochs validated on the whole val split where the others see a sample
 WEIGHTINGS = ("soft", "hard")  # AMF: a softmax over its networks, or a straight-through Gumbel-softmax choice
 FUSIONS = ("features", "logits")  # AMF: weight the pooled features before one layer (Eq. 1), or the networks' logits
 # Fields only some methods read: a method reads one when its defaults name it
@@ -173,6 +174,9 @@ class RunConfig:
     curve_val_images: int | None = setting(None, "validate the epochs before the last on a fixed sample of this "
                                            "many val images, for the curves (none: the whole val split); the "
                                            "last epoch always sees the whole split")
+    whole_val: str | None = setting(None, "the epochs validated on the whole val split: the last (last), or also each "
+                                    "milestone's, the last epoch at each lr (milestones: the best epoch is then "
+                                    "chosen among them on the whole split)", choices=lambda: WHOLE_VAL)
     eval_every: int = setting(1, "validate every n epochs and after the last")
     momentum: float = setting(0.9, "SGD momentum")
     weight_decay: float | None = setting(None, "SGD weight decay; a method that sets none takes "
@@ -224,7 +228,8 @@ class RunConfig:
                               "no released code to follow: use protocol paper")
         for name, valid in SWITCHES.items():
             _check_choice(name, getattr(self, name), valid)
-        for name, valid in (("route", ROUTES), ("weighting", WEIGHTINGS), ("fusion", FUSIONS)):
+        for name, valid in (("route", ROUTES), ("weighting", WEIGHTINGS), ("fusion", FUSIONS),
+                            ("whole_val", WHOLE_VAL)):
             _check_choice(name, getattr(self, name), valid)
         self._check_method_fields()
         self._check_amf_settings()
@@ -278,6 +283,21 @@ class RunConfig:
             if getattr(self, k) is None and d.get(k) is None:
                 changes[k] = 0.0
         return dataclasses.replace(self, **changes)
+
+    def lr_steps_at(self) -> list[int]:
+        """The epochs after which lr is multiplied by gamma: every milestone, or with lr_steps first the first."""
+        return list(self.milestones or ())[:1] if self.lr_steps == "first" else list(self.milestones or ())
+
+    def validated_on_whole(self) -> set[int]:
+        """The epochs validated on the whole val split: the last, and with whole_val milestones the last epoch at
+        each lr (those after which it steps). Read on a resolved config."""
+        steps = {e for e in self.lr_steps_at() if 0 < e < self.epochs} if self.whole_val == "milestones" else set()
+        return steps | {self.epochs}
+
+    def validated(self) -> list[int]:
+        """Every epoch validated: each eval_every-th, and those validated on the whole split."""
+        every = range(self.eval_every, self.epochs + 1, self.eval_every)
+        return sorted(set(every) | self.validated_on_whole())
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

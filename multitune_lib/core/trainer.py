@@ -68,8 +68,8 @@ class Trainer:
         self.curve_val = self.sample(self.val, cfg.curve_val_images)
         self.losses, self.forward = compiled(self.losses, compile), compiled(self.model, compile)
         self.opt = torch.optim.SGD(built.groups, lr=cfg.lr, momentum=cfg.momentum, fused=device.type == "cuda")
-        milestones = list(cfg.milestones)[:1] if cfg.lr_steps == "first" else list(cfg.milestones)
-        self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, milestones, cfg.gamma)
+        self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, cfg.lr_steps_at(), cfg.gamma)
+        self.whole_epochs = cfg.validated_on_whole()
         self.gen = torch.Generator(device).manual_seed(cfg.seed)
         self.eval_gen = torch.Generator(device).manual_seed(cfg.seed)  # evaluation flips leave training's draws alone
         self.dtype = precision_for(device, precision)
@@ -161,9 +161,9 @@ class Trainer:
         if not (math.isfinite(train_loss) and math.isfinite(penalty)):  # argmax of NaN logits would score chance
             raise TrainingDiverged(f"{self.cfg.method} {self.cfg.dataset} diverged in epoch {epoch}: train loss "
                                    f"{train_loss}, penalty {penalty}")
-        last = epoch == self.cfg.epochs
-        split = self.val if last else self.curve_val
-        validate = last or epoch % self.cfg.eval_every == 0
+        whole = epoch in self.whole_epochs  # the last epoch, and with whole_val milestones the last at each lr
+        split = self.val if whole else self.curve_val
+        validate = whole or epoch % self.cfg.eval_every == 0
         acc = self.evaluate(split) if validate else None
         row = {"epoch": epoch, "train_loss": train_loss, "penalty": penalty, "val_acc": acc,
                "val_images": len(split) if validate else None, "train_seconds": train_seconds,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .stats import mean_ci
-from .study import Study
+from .study import Study, label
 from .tables import plural, verdict
 
 
@@ -287,3 +287,42 @@ def lite0(table: pd.DataFrame, usage: pd.DataFrame, v: pd.DataFrame) -> str:
         said.append(f"SpotTune sends {blocks.mean():.0f}% of the {data} validation images through a block's "
                     f"fine-tuned copy on average, {blocks.iloc[-1]:.0f}% through its last block's.")
     return " ".join(said + [verdict_reading(v)])
+
+
+def schedules(table: pd.DataFrame, diffs: pd.DataFrame) -> str:
+    """Notebook 09: per compared row, MultiTune - SpotTune and SpotTune - fine-tuning at the final epoch under each
+    schedule, each read by its own 95% interval, and whether the verdict holds; how far the longer schedule moves
+    each method's final accuracy, or that it is not trained yet. Arguments: `schedules.table` and `.differences`."""
+    if table.empty:
+        return "No pair of profiles under two schedules here: nothing to compare."
+    short, long = sorted(int(e) for e in table["epochs"].unique())
+    said = []
+    final = diffs[diffs["measure"] == "final"]
+    for (data, n), rows in final.groupby(["data", "images_per_class"], sort=False):
+        for contrast in ("MultiTune - SpotTune", "SpotTune - Fine-tuning"):
+            by = rows[rows["contrast"] == contrast].set_index("epochs")
+            said.append(f"{contrast} on {data}, {row_name(n)}: {at(by, short)}; {at(by, long)}{holds(by, short, long)}")
+    moved = table[table["change_seeds"] > 0]
+    if moved.empty:
+        said.append(f"the {long}-epoch runs are not trained yet, so the {short}-epoch verdict stands alone")
+    for (data, n), rows in moved.groupby(["data", "images_per_class"], sort=False):
+        shifts = ", ".join(f"{label(r.method)} {signed(r.change_pct, r.change_ci95)}" for r in rows.itertuples())
+        said.append(f"from {short} to {long} epochs, paired by seed, the final accuracy on {data}, {row_name(n)} "
+                    f"moves by {shifts} points")
+    return ". ".join(s[:1].upper() + s[1:] for s in said) + "."
+
+
+def at(by: pd.DataFrame, epochs: int) -> str:
+    """One schedule's difference as words: '-2.0 ± 1.3 points at 15 epochs (Fine-tuning better)'."""
+    if epochs not in by.index:
+        return f"not yet trained at {epochs} epochs"
+    r = by.loc[epochs]
+    return f"{signed(r['diff_pct'], r['ci95_pct'])} points at {epochs} epochs ({r['verdict']})"
+
+
+def holds(by: pd.DataFrame, short: int, long: int) -> str:
+    """Whether the verdict a contrast's own interval reads is the same under both schedules ('' until both ran)."""
+    if not {short, long} <= set(by.index):
+        return ""
+    same = by.loc[short, "verdict"] == by.loc[long, "verdict"]
+    return ", the same verdict under both" if same else f", the verdict changes with the {long}-epoch schedule"

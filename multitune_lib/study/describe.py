@@ -66,9 +66,11 @@ def validation(study: Study) -> str:
     if p.eval_every >= p.epochs:
         return "after the last epoch only, on the whole val split"
     every = "every epoch" if p.eval_every == 1 else f"every {p.eval_every} epochs"
+    steps = "the last epoch at each lr (the method's milestones) and " if p.whole_val == "milestones" else ""
     if not p.curve_val_images:
-        return f"{every} on the whole val split"
-    return f"{every} on a fixed sample of {p.curve_val_images:,} val images; the last epoch on the whole val split"
+        return f"{every} on the whole val split" + (", and the last epoch at each lr" if steps else "")
+    return f"{every} on a fixed sample of {p.curve_val_images:,} val images; {steps}the last epoch on the whole val " \
+           "split"
 
 
 def settings(study: Study, method: str) -> str:

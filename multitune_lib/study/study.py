@@ -34,6 +34,21 @@ def label(method: str) -> str:
     return METHODS.get(method).label if method in METHODS else method
 
 
+def row_id(images_per_class) -> str:
+    """A row as tables show it and the command line names it: its images per class, 'all' for the whole split."""
+    return "all" if images_per_class is None or pd.isna(images_per_class) else str(int(images_per_class))
+
+
+def chosen(what: str, names, have: dict, profile: str) -> list:
+    """The values of `names` (each a key of `have`, given once), in the order given; None or empty: all of `have`."""
+    if not names:
+        return list(have.values())
+    for name in names:
+        if str(name) not in have:
+            raise ConfigError(f"{what} {name!r} is not one of the {profile} profile's {what}s: {', '.join(have)}")
+    return [have[str(n)] for n in dict.fromkeys(names)]
+
+
 class Study:
     def __init__(self, profile: str | None = None, data_root=None, source=None, device: str = "auto",
                  seeds=None, results=None, train: bool = True):
@@ -58,6 +73,7 @@ class Study:
         settings.setdefault("milestones", p.milestones(METHODS.get(method).defaults["milestones"]))
         settings.setdefault("eval_every", p.eval_every)
         settings.setdefault("curve_val_images", p.curve_val_images)
+        settings.setdefault("whole_val", p.whole_val)
         return RunConfig(method=method, dataset=dataset, images_per_class=images_per_class, backbone=p.backbone,
                          input_size=p.input_size, classes=p.classes(dataset), seed=seed, epochs=p.epochs, **settings)
 
@@ -98,6 +114,21 @@ class Study:
         df = pd.DataFrame([{k: r["config"][k] for k in keys} | r["metrics"] for r in done])
         return df.astype({"images_per_class": "Int64"}).assign(method_label=df["method"].map(label))
 
+    def selection(self, datasets=None, rows=None, methods=None) -> dict:
+        """The datasets, rows (images per class, named as tables show them: '5', 'all') and methods named, as
+        `run_all` and `planned` take them; None or empty names all of the profile's. A name the profile lacks, or
+        names that together select no run, is a ConfigError listing what the profile has."""
+        p = self.profile
+        out = {"datasets": chosen("dataset", datasets, {d: d for d in p.datasets}, p.name),
+               "rows": chosen("row", rows, {row_id(n): n for n in p.rows()}, p.name),
+               "methods": chosen("method", methods, {m: m for m in self.methods}, p.name)}
+        if not any(p.has_row(d, n) for d in out["datasets"] for n in out["rows"]):
+            held = "; ".join(f"{d} {', '.join(row_id(n) for n in p.rows() if p.has_row(d, n))}" for d in p.datasets)
+            raise ConfigError(f"no run of the {p.name} profile is on the rows selected (datasets "
+                              f"{', '.join(out['datasets'])}; rows {', '.join(map(row_id, out['rows']))}); its rows "
+                              f"per dataset: {held}")
+        return out
+
     def tally(self) -> str:
         """What `run` did since the last tally, in one line (runs found in the store, trained, and, read-only,
         lacking per method); the count starts again."""
@@ -120,14 +151,14 @@ class Study:
         dry.train, dry.log = False, []
         return dry
 
-    def planned(self, rows=None, datasets=None) -> pd.DataFrame:
-        """The runs `run_all(self.methods, rows, datasets)` would make, each with its digest and whether the store
-        holds it finished already."""
+    def planned(self, rows=None, datasets=None, methods=None) -> pd.DataFrame:
+        """The runs `run_all(methods, rows, datasets)` would make (None: the profile's), each with its digest and
+        whether the store holds it finished already."""
         p = self.profile
         out = []
         for d in datasets or p.datasets:
             for n in p.rows() if rows is None else rows:
-                for m in self.methods if p.has_row(d, n) else []:
+                for m in (methods or self.methods) if p.has_row(d, n) else []:
                     sha = self.source_sha256 if METHODS.get(m).from_source else None
                     for seed in self.seeds:
                         cfg = self.config(m, d, n, seed, source_sha256=sha).resolved()

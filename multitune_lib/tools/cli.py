@@ -159,9 +159,13 @@ def add_plan(sub) -> None:
     p.add_argument("--gpu-speed", type=float, metavar="IMAGES_PER_S", help="also estimate GPU minutes where a "
                    "fine-tuning step runs at this speed (bench's figure), and the wall clock on --gpus devices")
     p.add_argument("--gpus", type=int, nargs="+", default=list(plan.GPUS), help="device counts of the cost table")
+    p.add_argument("--datasets", nargs="+", metavar="DATASET", help="plan only the Table 3 runs of these datasets "
+                   "(with --rows and --methods, the runs `study --train-only` trains; default: every run of the "
+                   "notebooks)")
+    add_selection_args(p, "plan ")
     add_device_args(p)
     p.set_defaults(fn=lambda a: plan.main(a.profile, a.device, a.steps, a.precision, a.gpu_speed, a.gpus,
-                                          source=a.source, results=a.results))
+                                          a.datasets, a.rows, a.methods, source=a.source, results=a.results))
 
 
 def add_report(sub) -> None:
@@ -202,16 +206,27 @@ def study_params(a) -> tuple[Study, dict]:
     return study, params
 
 
+def train_selection(study: Study, a) -> dict | None:
+    """What `--train-only`, `--rows` and `--methods` select, checked against the profile; None without
+    `--train-only` (every run of the notebooks)."""
+    if a.train_only is None:
+        if a.rows or a.methods:
+            raise ConfigError("--rows and --methods choose what --train-only trains: add --train-only (with no "
+                              "dataset after it for all of the profile's)")
+        return None
+    return study.selection(a.train_only, a.rows, a.methods)
+
+
 def cmd_study(a) -> None:
     study, params = study_params(a)
     profile = study.profile.name
+    chosen = train_selection(study, a)
     if a.executor != "inline":
         cluster = executors.cluster_from(a.executor_config, **{k: getattr(a, k) for k in CLUSTER_OPTIONS})
-        if not executors.train(study, a.executor, cluster, a.train_only) or a.train_only is not None:
+        if not executors.train(study, a.executor, cluster, **(chosen or {})) or chosen is not None:
             return
-    elif a.train_only is not None:
-        rows = study.run_all(study.methods, study.profile.rows(), a.train_only or None)
-        print(rows.to_string(index=False))
+    elif chosen is not None:
+        print(study.run_all(**chosen).to_string(index=False))
         return
     started = time.time()
     out = run_notebooks(profile, params, a.only)
@@ -233,12 +248,21 @@ def add_study(sub) -> None:
     p.add_argument("--train-only", nargs="*", metavar="DATASET", help="train the Table 3 rows of these datasets "
                    "(default: all of the profile's) without papermill or notebooks, e.g. on a GPU machine with "
                    "only a data pack; then merge its results store and run --only 04 where Jupyter is")
+    add_selection_args(p, "with --train-only: ")
     p.add_argument("--no-train", action="store_true", help="train nothing: the notebooks read what the results "
                    "store holds and say, per method, what it lacks (notebook parameter train=False)")
     p.add_argument("--keep-checked-outputs", action="store_true", help="after running, copy the outputs that "
                    "nbval checks into the source notebooks (maintainers, smoke profile)")
     add_executor_args(p)
     p.set_defaults(fn=cmd_study)
+
+
+def add_selection_args(p, what: str) -> None:
+    """--rows and --methods: part of a profile's Table 3 runs, each checked against the profile."""
+    p.add_argument("--rows", nargs="+", metavar="N", help=what + "only these rows, as images per class, 'all' for "
+                   "the whole train split, e.g. --rows 5 (default: every row of the profile)")
+    p.add_argument("--methods", nargs="+", metavar="METHOD", help=what + "only these methods, e.g. --methods "
+                   "finetune l2sp (default: every method of the profile)")
 
 
 CLUSTER_OPTIONS = ("workers", "gpus_per_job", "partition", "timeout_min", "array_parallelism", "cpus_per_task",

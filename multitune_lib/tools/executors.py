@@ -71,10 +71,11 @@ def cluster_from(file: Path | None, **given) -> Cluster:
                       "folder": Path(keys["folder"]) if keys.get("folder") else None})
 
 
-def pending(study: Study, datasets: list[str] | None = None) -> list[RunConfig]:
+def pending(study: Study, datasets: list[str] | None = None, rows=None, methods=None) -> list[RunConfig]:
     """The configs still to train: with `datasets` None every run of the study's notebooks (Table 3's and the
-    ablation's, each once), else Table 3's runs of those datasets (all of the profile's where the list is empty)."""
-    runs = plan.runs_to_plan(study) if datasets is None else study.planned(datasets=datasets or None)
+    ablation's, each once), else Table 3's runs of those datasets (all of the profile's where the list is empty),
+    rows and methods (None: all of the profile's)."""
+    runs = plan.runs_to_plan(study) if datasets is None else study.planned(rows, datasets or None, methods)
     return [r.config for r in runs.itertuples() if not r.done]
 
 
@@ -188,10 +189,11 @@ def job_error(job: submitit.Job) -> str:
     return lines[-1] if lines else one_line(job.exception())
 
 
-def train(study: Study, executor: str, cluster: Cluster, datasets=None) -> bool:
-    """Train what the study still lacks as jobs: True once all are in the store (local), False when they were
-    submitted to a queue (slurm). A failed job leaves the others' runs finished; its error names its log."""
-    cfgs = pending(study, datasets)
+def train(study: Study, executor: str, cluster: Cluster, datasets=None, rows=None, methods=None) -> bool:
+    """Train what the study still lacks (of `pending`'s selection) as jobs: True once all are in the store (local),
+    False when they were submitted to a queue (slurm). A failed job leaves the others' runs finished; its error
+    names its log."""
+    cfgs = pending(study, datasets, rows, methods)
     where = folder(study, cluster)
     if not cfgs:
         print(f"{study.profile.name}: every run is in {study.results}, nothing to train")

@@ -71,12 +71,16 @@ def speeds(study: Study, methods, device, steps: int, precision: str, batch: int
 
 
 def plan(study: Study, device=None, steps: int = 3, precision: str = "auto", batch: int | None = None,
-         with_ablation: bool = True, gpu_speed: float | None = None) -> pd.DataFrame:
-    """One row per run (the profile's, and notebooks 02's eta sweep and 06's ablation unless `with_ablation` is False): images, epochs,
+         with_ablation: bool = True, gpu_speed: float | None = None, selection: dict | None = None) -> pd.DataFrame:
+    """One row per run (the profile's, and notebooks 02's eta sweep and 06's ablation unless `with_ablation` is
+    False; with `selection`, from `Study.selection`, only the profile's runs it selects): images, epochs,
     validations, image passes and estimated minutes (0 where finished); speeds measured at `batch` (default: the
     config's batch size). With `gpu_speed`, also `gpu_minutes` (see `on_gpu`)."""
     device = env.pick_device(device)
-    runs = runs_to_plan(study) if with_ablation else study.planned().assign(part="profile")
+    if selection is not None:
+        runs = study.planned(**selection).assign(part="selected")
+    else:
+        runs = runs_to_plan(study) if with_ablation else study.planned().assign(part="profile")
     counts = [(images(study, r.config, "train"), images(study, r.config, "val"))
               for r in runs.itertuples()]  # first, so that missing data fails before the timing
     methods = {*runs["method"], *([REFERENCE] if gpu_speed else [])}
@@ -84,8 +88,8 @@ def plan(study: Study, device=None, steps: int = 3, precision: str = "auto", bat
     rows = []
     for r, (train, val) in zip(runs.itertuples(), counts):
         cfg: RunConfig = r.config
-        evals = cfg.epochs // cfg.eval_every + (cfg.epochs % cfg.eval_every != 0)
-        validated = (evals - 1) * min(cfg.curve_val_images or val, val) + val  # the last sees the whole split
+        evals, whole = len(cfg.validated()), len(cfg.validated_on_whole())
+        validated = (evals - whole) * min(cfg.curve_val_images or val, val) + whole * val
         tps, eps = speed[r.method]
         minutes = (cfg.epochs * train / tps + validated / eps) / 60
         rows.append({"part": r.part, "digest": r.digest, "method": r.method, "dataset": r.dataset, "images_per_class": r.images_per_class,
@@ -120,9 +124,11 @@ def cost_table(df: pd.DataFrame, gpus=GPUS) -> pd.DataFrame:
 
 
 def main(profile: str, device=None, steps: int = 3, precision: str = "auto", gpu_speed: float | None = None,
-         gpus=GPUS, **study_args) -> pd.DataFrame:
+         gpus=GPUS, datasets=None, rows=None, methods=None, **study_args) -> pd.DataFrame:
+    """Print the plan of the profile's runs, or of the datasets, rows and methods named (checked against it)."""
     study = Study(profile, device=device or "auto", **study_args)
-    df = plan(study, device, steps, precision, gpu_speed=gpu_speed)
+    chosen = study.selection(datasets, rows, methods) if datasets or rows or methods else None
+    df = plan(study, device, steps, precision, gpu_speed=gpu_speed, selection=chosen)
     p = study.profile
     print(f"plan of the {p.name} profile on {env.device_name(env.pick_device(device))} (speeds: the store's "
           f"finished runs where it has them, else timed now): {p.backbone}, input "

@@ -132,9 +132,9 @@ def test_l2sp_terms_given_alone_keep_their_value_and_the_other_is_off():
     assert (beta.alpha, beta.beta) == (0.0, 0.02)
 
 
-@pytest.mark.parametrize("run_json", sorted((paths.project_root() / "results" / "imagenet-cpu").glob(
-    "runs/*/run.json")), ids=lambda p: p.parent.name)
-def test_imagenet_cpu_runs_keep_their_digest(run_json):
+@pytest.mark.parametrize("run_json", sorted(run for store in ("imagenet-cpu", "imagenet") for run in (
+    paths.project_root() / "results" / store).glob("runs/*/run.json")), ids=lambda p: p.parent.name)
+def test_the_imagenet_stores_keep_their_digests(run_json):
     """Fields added since (allow_fewer) leave stored digests alone while at their default."""
     row = json.loads(run_json.read_text())
     assert RunConfig.from_dict(row["config"]).digest() == row["digest"] == run_json.parent.name
@@ -252,3 +252,23 @@ def test_spottune_runs_stored_before_route_keep_their_digest_and_a_new_route_or_
     assert RunConfig.from_dict(old).digest() in digests and len(digests) == 2  # resnet26: residual is all, width 1
     lite0 = dict(method="spottune", dataset="aircraft", backbone="efficientnet_lite0")
     assert len({RunConfig(**lite0, **kw).digest() for kw in ({}, {"route": "residual"}, {"policy_width": 1.0})}) == 3
+
+
+def test_whole_val_at_its_default_leaves_digests_alone_and_milestones_is_a_new_run():
+    base = dict(method="finetune", dataset="aircraft", curve_val_images=1000, eval_every=5)
+    digests = [RunConfig(**base, **kw).digest() for kw in ({}, {"whole_val": "last"}, {"whole_val": "milestones"})]
+    assert digests[0] == digests[1] != digests[2]
+    with pytest.raises(ConfigError, match="whole_val"):
+        RunConfig(**base, whole_val="every")
+
+
+@pytest.mark.parametrize("kw, whole, validated", [
+    (dict(method="multitune"), {20, 50, 80, 110}, [*range(5, 111, 5)]),  # the paper's milestones, all multiples of 5
+    (dict(method="spottune"), {40, 60, 80, 110}, [*range(5, 111, 5)]),
+    (dict(method="finetune", milestones=(8, 12), epochs=15), {8, 12, 15}, [5, 8, 10, 12, 15]),
+    (dict(method="spottune", lr_steps="first"), {40, 110}, [*range(5, 111, 5)]),  # the lr steps once
+    (dict(method="finetune", whole_val="last"), {110}, [*range(5, 111, 5)]),
+])
+def test_the_epochs_validated_and_those_on_the_whole_split(kw, whole, validated):
+    cfg = RunConfig(dataset="aircraft", **{"eval_every": 5, "whole_val": "milestones", **kw}).resolved()
+    assert cfg.validated_on_whole() == whole and cfg.validated() == validated

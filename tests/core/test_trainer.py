@@ -136,6 +136,16 @@ def test_curve_validations_use_a_fixed_sample_and_the_last_the_whole_split():
     assert again.curve_val.files == t.curve_val.files  # the same sample for every seed and method
 
 
+def test_whole_val_milestones_validates_the_whole_split_at_each_lr_step_and_picks_the_best_among_them():
+    t = make(curve_val_images=2, epochs=5, eval_every=4, milestones=(1, 3), whole_val="milestones")
+    rows = [t.epoch() for _ in range(5)]
+    assert [r["val_images"] for r in rows] == [6, None, 6, 2, 6]  # 1 and 3 end an lr, 4 the sample, 5 the last
+    t.history[0]["val_acc"], t.history[3]["val_acc"] = 1.0, 1.0  # the sample's epoch 4 is never the best
+    assert t.summary()["best_epoch"] == 1 and t.summary()["best_val_acc"] == 1.0
+    last = make(curve_val_images=2, epochs=3, eval_every=2, milestones=(1,))
+    assert [last.epoch()["val_images"] for _ in range(3)] == [None, 2, 6]  # the default: the last epoch alone
+
+
 def test_lr_steps_first_applies_gamma_at_the_first_milestone_only():
     """SpotTune's code steps its lr at epoch 40 and never again (an if/if/if bug): lr_steps first."""
     lrs = {}

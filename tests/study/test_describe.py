@@ -13,6 +13,10 @@ def test_setup_names_the_profile_s_network_schedule_and_validation():
     assert "- SpotTune: lr 0.1, policy lr 0.01, lr x0.1 at epochs 8 and 12, weight decay 5e-4 on Aircraft, 0 on " \
            "CIFAR100, the policy routes 17 blocks, a policy at 0.25 of SpotTune's width" in text
     assert "epochs 20, 50" not in text and "40, 60" not in text
+    gpu = describe.setup(Study("imagenet", results="unused"), ["spottune"])
+    assert "every 5 epochs on a fixed sample of 1,000 val images; the last epoch at each lr (the method's " \
+           "milestones) and the last epoch on the whole val split" in gpu
+    assert "lr x0.1 at epochs 40, 60 and 80" in gpu and "the policy routes 9 blocks (those with an identity" in gpu
     smoke = describe.setup(Study("smoke", results="unused"), ["multitune"])
     assert "ResNet-26 (12 blocks, all residual), from random initialisation" in smoke
     assert "a constant lr (milestones 20, 50 and 80 lie beyond its 2 epochs)" in smoke

@@ -1,4 +1,6 @@
 """The Study: a profile's runs through the results store, and which of them are its main runs."""
+import re
+
 import pandas as pd
 import pytest
 
@@ -117,6 +119,34 @@ def test_the_imagenet_profiles(monkeypatch):
     assert cpu.has_row("aircraft", None) and gpu.has_row("cifar100", None) and gpu.epochs == 110
     monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: False)
     assert profiles.get("auto").name == "imagenet-cpu"
+
+
+def test_the_imagenet_profile_validates_the_whole_split_at_each_lr_step_and_routes_residual_units():
+    cpu, gpu = Study("imagenet-cpu", results="unused"), Study("imagenet", results="unused")
+    spot = gpu.config("spottune", "cifar100", 5, 0).resolved()
+    assert (spot.epochs, spot.milestones, spot.route, spot.eval_every, spot.curve_val_images) == (
+        110, (40, 60, 80), "residual", 5, 1000)
+    assert spot.validated_on_whole() == {40, 60, 80, 110} and len(spot.validated()) == 22
+    assert gpu.config("multitune", "aircraft", 5, 0).resolved().validated_on_whole() == {20, 50, 80, 110}
+    old = cpu.config("spottune", "cifar100", 5, 0).resolved()  # imagenet-cpu keeps what its runs trained with
+    assert (old.route, old.whole_val, old.validated_on_whole()) == ("all", None, {15})
+
+
+def test_a_selection_names_what_the_profile_has_and_refuses_the_rest(monkeypatch):
+    p = profiles.Profile("x", {"a": None, "b": None}, None, (5, 2), 1, has_full_rows=("a",), methods=("finetune",))
+    monkeypatch.setitem(profiles.PROFILES, "x", p)
+    study = Study("x", results="unused")
+    assert study.selection() == {"datasets": ["a", "b"], "rows": [None, 5, 2], "methods": ["finetune"]}
+    assert study.selection(["b"], ["2", 5, "2"], []) == {"datasets": ["b"], "rows": [2, 5], "methods": ["finetune"]}
+    assert study.selection(None, ["all"])["rows"] == [None]
+    for args, message in [((["c"],), "dataset 'c' is not one of the x profile's datasets: a, b"),
+                          ((None, ["3"]), "row '3' is not one of the x profile's rows: all, 5, 2"),
+                          ((None, None, ["amf"]), "method 'amf' is not one of the x profile's methods: finetune"),
+                          ((["b"], ["all"]), "no run of the x profile is on the rows selected (datasets b; rows all); "
+                                             "its rows per dataset: a all, 5, 2; b 5, 2")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            study.selection(*args)
+    assert len(study.planned(**study.selection(["a"], ["all", "5"]))) == 2
 
 
 def test_read_only_reads_the_store_trains_nothing_and_counts_what_it_lacks(tmp_path, finish, monkeypatch):

@@ -152,6 +152,26 @@ def test_study_train_only_runs_the_compared_methods_on_every_row(toy_root, tmp_p
     assert (rows["images_per_class"] == 1).all() and "MultiTune" in capsys.readouterr().out
 
 
+def test_study_train_only_trains_the_rows_and_methods_selected(toy_root, tmp_path, monkeypatch, capsys):
+    p = profiles.Profile("tiny", {"toy": (1, 2)}, full_row=None, few_shot_rows=(2, 1), epochs=1, has_full_rows=False,
+                         methods=("feature", "finetune"))
+    monkeypatch.setitem(profiles.PROFILES, "tiny", p)
+    argv = ["study", "--profile", "tiny", "--train-only", "--rows", "1", "--methods", "feature", "-p", "data_root",
+            str(toy_root), "-p", "device", "cpu", "-p", "results", str(tmp_path / "store"), "-p", "seeds", "[0, 1]"]
+    assert cli_module.main(argv) == 0
+    rows = ResultsStore(tmp_path / "store").runs()
+    assert sorted(zip(rows["method"], rows["images_per_class"], rows["seed"])) == [("feature", 1, 0), ("feature", 1, 1)]
+    for extra, message in [(["--rows", "3"], "row '3' is not one of the tiny profile's rows: 2, 1"),
+                           (["--methods", "amf"], "method 'amf' is not one of the tiny profile's methods: feature, "
+                                                  "finetune")]:
+        capsys.readouterr()
+        assert cli_module.main([*argv[:4], *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert cli_module.main(["study", "--profile", "tiny", "--rows", "1"]) == 2
+    assert "--rows and --methods choose what --train-only trains" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["-p", "lr", "-1"], "-p lr: the notebooks take no such parameter; they take ablation, data_root, device"),
     (["--profile", "smoke", "-p", "profile", "offline-cpu", "--only", "04"], "-p profile contradicts --profile"),

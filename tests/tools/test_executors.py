@@ -54,7 +54,8 @@ def test_local_jobs_train_the_smoke_runs_into_one_store_and_table3_regenerates(d
 
 def test_a_failed_job_names_its_error_and_log_and_leaves_the_store_clean(tmp_path, monkeypatch):
     study = Study("smoke", data_root=tmp_path / "nowhere", results=tmp_path / "store")
-    monkeypatch.setattr(executors, "pending", lambda s, d=None: executors.plan.runs_to_plan(s)["config"][:1].tolist())
+    monkeypatch.setattr(executors, "pending", lambda s, d=None, rows=None, methods=None:
+                        executors.plan.runs_to_plan(s)["config"][:1].tolist())
     with pytest.raises(MultiTuneError, match=r"1 of 1 jobs failed, the first with .*DataError.*nowhere.*log: .*"
                                              r"_log\.err"):
         executors.train(study, "local", Cluster(folder=tmp_path / "jobs"), None)
@@ -99,8 +100,8 @@ def test_slurm_without_a_cluster_is_one_clear_error(tmp_path, monkeypatch, capsy
 
 def test_the_study_command_trains_through_the_executor_then_runs_the_notebooks(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(executors, "train", lambda study, kind, cluster, datasets: calls.append(
-        ("train", kind, cluster.workers, datasets)) or kind == "local")
+    monkeypatch.setattr(executors, "train", lambda study, kind, cluster, datasets=None, rows=None, methods=None:
+                        calls.append(("train", kind, cluster.workers, datasets)) or kind == "local")
     monkeypatch.setattr(cli, "run_notebooks", lambda profile, params, only: calls.append(("notebooks", only))
                         or tmp_path)
     store = ["-p", "results", str(tmp_path / "store")]
@@ -110,3 +111,8 @@ def test_the_study_command_trains_through_the_executor_then_runs_the_notebooks(t
     assert cli.main(["study", "--profile", "smoke", *store, "--executor", "local", "--train-only", "aircraft"]) == 0
     assert cli.main(["study", "--profile", "smoke", *store, "--executor", "slurm"]) == 0
     assert calls == [("train", "local", 1, ["aircraft"]), ("train", "slurm", 1, None)]  # no notebooks: not all done
+    calls.clear()
+    monkeypatch.setattr(executors, "train", lambda study, kind, cluster, **chosen: calls.append(chosen))
+    assert cli.main(["study", "--profile", "smoke", *store, "--executor", "local", "--train-only", "--rows", "4",
+                     "--methods", "multitune"]) == 0
+    assert calls == [{"datasets": ["aircraft", "cifar100"], "rows": [4], "methods": ["multitune"]}]

@@ -63,3 +63,28 @@ def test_the_plan_holds_notebook_02s_eta_sweep_once(toy_root, tmp_path, monkeypa
     sweep = runs[runs["part"] == "eta sweep"]
     assert sorted(c.eta for c in sweep["config"]) == [0.0, 0.0, 1.0, 1.0]  # eta 0.5 is the main run, planned once
     assert sweep["images_per_class"].isna().all() and runs["digest"].is_unique
+
+
+def test_plan_of_a_selection_holds_only_its_runs_and_refuses_rows_the_profile_lacks(toy_root, tmp_path, monkeypatch,
+                                                                                  capsys):
+    p = profiles.Profile("tiny", {"toy": None}, full_row=None, few_shot_rows=(2, 1), epochs=4, seeds=(0, 1),
+                         eval_every=2, methods=("finetune", "multitune"), has_full_rows=False)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", p)
+    study = Study("tiny", toy_root, results=tmp_path, device="cpu")
+    df = plan.plan(study, "cpu", steps=1, batch=8, selection=study.selection(rows=["1"], methods=["finetune"]))
+    assert len(df) == 2 and set(df["part"]) == {"selected"} and (df["images_per_class"] == 1).all()
+    assert set(df["method"]) == {"finetune"} and (df["minutes"] > 0).all()
+    monkeypatch.setattr(plan.bench, "ours", None)  # refused before any timing
+    assert cli.main(["plan", "--profile", "tiny", "--rows", "5", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "row '5' is not one of the tiny profile's rows: 2, 1" in err and len(err.strip().splitlines()) == 1
+
+
+def test_whole_split_validations_at_the_milestones_count_in_the_images_validated(toy_root, tmp_path, monkeypatch):
+    p = profiles.Profile("tiny", {"toy": None}, full_row=None, few_shot_rows=(2,), epochs=6, eval_every=3,
+                         methods=("finetune",), has_full_rows=False, curve_val_images=5, whole_val="milestones",
+                         settings={"finetune": {"milestones": (1, 2)}})
+    monkeypatch.setitem(profiles.PROFILES, "tiny", p)
+    (row,) = plan.plan(Study("tiny", toy_root, results=tmp_path, device="cpu"), "cpu", steps=1, batch=8,
+                       with_ablation=False).itertuples()
+    assert row.validations == 4 and row.image_passes == 6 * 8 + 3 * 24 + 5  # 1, 2 and 6 whole, 3 the sample
