@@ -17,6 +17,7 @@ from multitune_lib.tools import cli, executors
 from multitune_lib.tools.executors import Cluster
 
 ARRAY_S = 900  # the longest wait for an array of smoke runs on a busy 2-core machine
+REQUEUED_EPOCHS = 12  # the requeued run's: seconds of training left after its first checkpoint
 TIMING = ["seconds", "train_seconds"]  # history columns that time an epoch rather than describe it
 OPTIONS = ("--partition", PARTITION, "--array-parallelism", "2", "--cpus-per-task", "1", "--timeout-min", "10")
 
@@ -121,6 +122,8 @@ def test_a_requeued_task_resumes_to_the_uninterrupted_history_and_a_failed_one_i
     store, jobs = tmp_path / "store", tmp_path / "jobs"
     study, reference = Study("smoke", results=store), Study("smoke", results=tmp_path / "reference")
     cfg = min(executors.pending(study, ["aircraft"]), key=lambda c: (c.images_per_class, c.method != "multitune"))
+    # a smoke run's 2 epochs can end before the requeue lands: enough epochs after the first that it lands mid-run
+    cfg = dataclasses.replace(cfg, epochs=REQUEUED_EPOCHS)
     cfgs = [cfg, dataclasses.replace(cfg, dataset="nosuchset")]
     cluster = Cluster(cpus_per_task=1, folder=jobs)
     task, failing = executors.submit_slurm(study, cfgs, cluster)
@@ -131,9 +134,12 @@ def test_a_requeued_task_resumes_to_the_uninterrupted_history_and_a_failed_one_i
     for job in (task, failing, whole):
         slurm.wait(job.job_id, ARRAY_S)
     assert slurm.job(task.job_id)[0]["Restarts"] == "1"
-    assert f"resuming run {cfg.digest()} after epoch 1" in Path(task.paths.stdout).read_text()
+    # the requeue lands after the first checkpoint, at whichever epoch the run has reached by then
+    resumed = re.search(rf"resuming run {cfg.digest()} after epoch (\d+)", Path(task.paths.stdout).read_text())
+    assert resumed and 1 <= int(resumed[1]) < REQUEUED_EPOCHS
     pd.testing.assert_frame_equal(history(study, cfg.digest()), history(reference, cfg.digest()), check_exact=True)
-    monkeypatch.setattr(executors, "pending", lambda s, d=None: [c for c in cfgs if not s.store.finished(c.digest())])
+    monkeypatch.setattr(executors, "pending",
+                        lambda s, *selection: [c for c in cfgs if not s.store.finished(c.digest())])
     assert cli.main([*study_args(store, jobs), "--executor", "slurm"]) == 0
     out = capsys.readouterr().out
     assert ("1 of these runs failed in an earlier job, the last with multitune_lib.errors.DataError: unknown "
