@@ -12,6 +12,7 @@ import torch
 
 from ..core.fit import load_splits
 from ..store import files
+from ..store.results import read_history
 from .stats import mean_ci, paired_p
 from .study import Study
 from .tables import contrasts, markdown
@@ -92,9 +93,10 @@ def top_images(study: Study, dataset: str, n: int | None, seed: int) -> dict[str
     validation, on the whole val split, largest weight first; empty where the store lacks the run or its record."""
     cfg = study.config("amf", dataset, n, seed, source_sha256=study.source_sha256)
     run = study.store.finished(cfg.digest())
-    h = study.store.history()
-    h = h[h["digest"] == cfg.digest()].sort_values("epoch") if run and len(h) else h.iloc[:0]
-    if h.empty or "top.0" not in h or h["val_images"].iloc[-1] != run["metrics"]["val_images"]:
+    if run is None:
+        return {}
+    h = read_history(study.store.run_dir(cfg.digest()) / "history.csv")  # this run's alone, in epoch order
+    if "top.0" not in h or h["val_images"].iloc[-1] != run["metrics"]["val_images"]:
         return {}
     val = load_splits(cfg, study.data_root)[1]
     return {name: val.images[[int(i) for i in str(h[f"top.{k}"].iloc[-1]).split()]]
