@@ -44,6 +44,18 @@ class Backbone(nn.Module):
         those timm marks `has_skip`."""
         return [i for i, b in enumerate(self.blocks) if getattr(b, "has_skip", False)]
 
+    def conv_layers(self) -> list[list[str]]:
+        """The parameters (head excluded) by conv layer, in network order: each conv's own, then those of the
+        layers after it up to the next conv (its norm), as parameter contribution's released code gives a conv and
+        its BN one fine-tuning ratio."""
+        head, layers = f"{self.HEAD}.", []
+        for name, module in self.named_modules():
+            own = [f"{name}.{p}" if name else p for p, _ in module.named_parameters(recurse=False)]
+            if isinstance(module, nn.Conv2d) or not layers:
+                layers.append([])
+            layers[-1] += [p for p in own if not p.startswith(head)]
+        return [layer for layer in layers if layer]
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for block in self.blocks:
@@ -104,10 +116,10 @@ def create_backbone(name: str, num_classes: int) -> Backbone:
 
 
 @lru_cache(maxsize=None)
-def _shape(name: str) -> tuple[float, tuple[int, ...], int]:
+def _shape(name: str) -> tuple[float, tuple[int, ...], int, int]:
     with torch.random.fork_rng():  # built once per name, for configs to check against: leave the seeds alone
         net = create_backbone(name, 1)
-    return net.POLICY_WIDTH, tuple(net.residual_blocks()), len(net.blocks)
+    return net.POLICY_WIDTH, tuple(net.residual_blocks()), len(net.blocks), len(net.conv_layers())
 
 
 def policy_width(name: str) -> float:
@@ -120,6 +132,11 @@ def block_count(name: str) -> int:
     return _shape(name)[2]
 
 
+def conv_layers(name: str) -> int:
+    """How many conv layers backbone `name` has (parameter contribution's ratios: one each)."""
+    return _shape(name)[3]
+
+
 def residual_units(name: str) -> tuple[int, ...]:
     """The blocks of backbone `name` with an identity path."""
     return _shape(name)[1]
@@ -127,5 +144,5 @@ def residual_units(name: str) -> tuple[int, ...]:
 
 def all_residual(name: str) -> bool:
     """Whether every block of backbone `name` has an identity path (SpotTune's ResNet-26)."""
-    _, residual, blocks = _shape(name)
+    _, residual, blocks, _ = _shape(name)
     return len(residual) == blocks

@@ -11,7 +11,7 @@ import numbers
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from .backbone import all_residual, policy_width, residual_units
+from .backbone import all_residual, conv_layers, policy_width, residual_units
 from .registry import BACKBONES, METHODS, RECIPES
 
 # SpotTune's code decays weights on aircraft but not on cifar100; other datasets follow aircraft.
@@ -26,7 +26,10 @@ ADDED_SINCE = {"backbone": ("resnet26",), "input_size": (None,), "curve_val_imag
                "protocol": ("paper",), "augment": (None, "crop_flip"), "draw": (None, "seeded"),
                "trunk": (None, "two"), "lr_b": (None, "kept"), "lr_steps": (None, "all"),
                "l2sp_scope": (None, "reinit_new"), "route": (None, "all"), "policy_width": (None,),
-               "amf_settings": (None,), "weighting": (None,), "fusion": (None,), "whole_val": (None, "last")}
+               "amf_settings": (None,), "weighting": (None,), "fusion": (None,), "whole_val": (None, "last"),
+               "holdout": (None,), "criterion": (None,), "ratios": (None,), "frozen_bn": (None,),
+               "search_particles": (None,), "search_iterations": (None,), "proxy_epochs": (None,),
+               "search_holdout": (None,)}
 BATCH_SIZE = 128  # SpotTune's code; the paper gives none
 
 # Where the paper and the authors' released code differ, one field each: its values, the paper's first. The README's
@@ -43,20 +46,23 @@ PROTOCOLS = ("paper", "released")
 
 # Every number a config holds, checked where the config is made, before any data loads.
 INTEGERS = {"epochs": 1, "batch_size": 1, "eval_every": 1, "seed": 0, "images_per_class": 1, "input_size": 16,
-            "curve_val_images": 1}  # the lowest value allowed; None (where a field allows it) means "the default"
+            "curve_val_images": 1, "search_particles": 1, "search_iterations": 1, "proxy_epochs": 1}  # the lowest value allowed; None (where a field allows it) means "the default"
 NUMBERS = {  # (low, high, low allowed, high allowed)
     "lr": (0, math.inf, False, False), "lr_last": (0, math.inf, True, False), "policy_lr": (0, math.inf, True, False),
     "gamma": (0, math.inf, False, False), "momentum": (0, 1, True, False), "eta": (0, 1, True, True),
     "weight_decay": (0, math.inf, True, False), "policy_weight_decay": (0, math.inf, True, False),
     "alpha": (0, math.inf, True, False), "beta": (0, math.inf, True, False), "temperature": (0, math.inf, False, False),
     "policy_width": (1 / 32, 8, True, True),  # the policy's 32-channel stem keeps at least one channel
+    "holdout": (0, 1, False, False), "search_holdout": (0, 1, False, False),
 }
 ROUTES = ("all", "residual")  # SpotTune: which blocks the policy routes
 WHOLE_VAL = ("last", "milestones")  # the epochs validated on the whole val split where the others see a sample
 WEIGHTINGS = ("soft", "hard")  # AMF: a softmax over its networks, or a straight-through Gumbel-softmax choice
 FUSIONS = ("features", "logits")  # AMF: weight the pooled features before one layer (Eq. 1), or the networks' logits
+CRITERIA = ("signed_value", "magnitude", "taylor")  # parameter contribution: how each conv layer's weights are ranked
 # Fields only some methods read: a method reads one when its defaults name it
-METHOD_FIELDS = ("route", "policy_width", "amf_settings", "weighting", "fusion")
+METHOD_FIELDS = ("route", "policy_width", "amf_settings", "weighting", "fusion", "criterion", "ratios", "frozen_bn",
+                 "search_particles", "search_iterations", "proxy_epochs", "search_holdout")
 
 
 def upgrade(d: dict) -> dict:
@@ -202,6 +208,21 @@ class RunConfig:
                                     "image, straight-through Gumbel-softmax)", choices=lambda: WEIGHTINGS)
     fusion: str | None = setting(None, "AMF: weight the networks' pooled features before one linear layer "
                                  "(MultiTune's Eq. 1) or weight their logits", choices=lambda: FUSIONS)
+    holdout: float | None = setting(None, "hold out this fraction of each class's train images and validate on them "
+                                    "instead of the val split (tuning that never sees val); none: validate on val")
+    criterion: str | None = setting(None, "parameter contribution: how each conv layer's weights are ranked, the "
+                                    "lowest fine-tuned first: signed_value (the released code's), magnitude (|w|), "
+                                    "taylor (|w dL/dw| on the target train images)", choices=lambda: CRITERIA)
+    ratios: tuple[float, ...] | None = setting(None, "parameter contribution: the share of each conv layer's weights "
+                                               "fine-tuned, one per conv in network order or one for all (none: "
+                                               "searched)", metavar="RATIO")
+    frozen_bn: bool | None = setting(None, "parameter contribution: keep the source's BN statistics (the released "
+                                     "code updates them in every layer)")
+    search_particles: int | None = setting(None, "parameter contribution: particles of the ratio search")
+    search_iterations: int | None = setting(None, "parameter contribution: iterations of the ratio search")
+    proxy_epochs: int | None = setting(None, "parameter contribution: epochs of each candidate's proxy training")
+    search_holdout: float | None = setting(None, "parameter contribution: share of each class's train images the "
+                                           "search's proxies hold out to score candidates on")
     source_sha256: str | None = setting(None, "digest of the source checkpoint; None = from scratch", cli=False)
     extra: dict = field(default_factory=dict, metadata={"help": "free-form tags that are part of the identity",
                                                          "cli": False})
@@ -209,7 +230,7 @@ class RunConfig:
     def __post_init__(self):
         # class lists may be given as text ('51-100'), milestones as any sequence: store both as tuples
         object.__setattr__(self, "classes", parse_classes(self.classes))
-        for name in ("milestones", "amf_settings"):
+        for name in ("milestones", "amf_settings", "ratios"):
             value = getattr(self, name)
             if isinstance(value, str):  # names given as one string: 'A B' or 'A,B'
                 value = value.replace(",", " ").split()
@@ -229,10 +250,12 @@ class RunConfig:
         for name, valid in SWITCHES.items():
             _check_choice(name, getattr(self, name), valid)
         for name, valid in (("route", ROUTES), ("weighting", WEIGHTINGS), ("fusion", FUSIONS),
-                            ("whole_val", WHOLE_VAL)):
+                            ("whole_val", WHOLE_VAL), ("criterion", CRITERIA)):
             _check_choice(name, getattr(self, name), valid)
         self._check_method_fields()
         self._check_amf_settings()
+        self._check_ratios()
+        self._check_holdout()
         if self.crop not in range(16, 65, 8):
             raise ConfigError(f"crop must be a multiple of 8 in [16, 64] px, got {self.crop!r}")
         if self.input_size is not None and self.input_size > 512:
@@ -263,6 +286,30 @@ class RunConfig:
                               f"name two or more of {', '.join(RECIPES.names())}")
         for name in self.amf_settings:
             RECIPES.get(name)
+
+    def _check_ratios(self) -> None:
+        if self.ratios is None:
+            return
+        try:
+            object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
+        except ValueError:
+            raise ConfigError(f"ratios must be numbers in [0, 1], got {list(self.ratios)}") from None
+        bad = [r for r in self.ratios if not 0 <= r <= 1]
+        if bad:
+            raise ConfigError(f"ratios must lie in [0, 1] (the share of a layer's weights fine-tuned), got {bad[0]}")
+        n = conv_layers(self.backbone)
+        if len(self.ratios) not in (1, n):
+            raise ConfigError(f"ratios: give one per conv layer of {self.backbone} ({n}) or one for all, got "
+                              f"{len(self.ratios)}")
+
+    def _check_holdout(self) -> None:
+        """A class left without a training image is refused here where the row fixes the count (data.hold_out
+        checks the rest once the split is loaded)."""
+        for name in ("holdout", "search_holdout"):
+            h, n = getattr(self, name), self.images_per_class
+            if h is not None and n is not None and n - max(1, math.floor(h * n)) < 1:
+                raise ConfigError(f"{name} {h} leaves no training image in a class of {n}: hold out less, or take "
+                                  "more images per class")
 
     def resolved(self) -> "RunConfig":
         """Fill every None with the method's default, so the hash names the settings actually used."""
@@ -301,7 +348,7 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        for k in ("classes", "milestones", "amf_settings"):
+        for k in ("classes", "milestones", "amf_settings", "ratios"):
             d[k] = list(d[k]) if d[k] is not None else None
         return d
 

@@ -3,6 +3,7 @@ never recomputed; an unfinished one resumes from the checkpoint written after it
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from pathlib import Path
@@ -36,11 +37,14 @@ def with_source(cfg: RunConfig, source: str | Path | None) -> RunConfig:
 
 def load_splits(cfg: RunConfig, data_root=None, cache=None, image_source=None) -> tuple[data.Split, data.Split]:
     """The run's train split (its few-shot draw) and the whole val split of its classes; with draw first_n (the
-    released code) the first N files per class of each split."""
+    released code) the first N files per class of each split; with holdout, the train split less a seeded share
+    of each class, and that share in val's place."""
     root = data_root or paths.default_data_root()
     cfg = cfg.resolved()
     train = data.load(root, cfg.dataset, "train", cfg.images_per_class, cfg.classes, cfg.seed, cache, image_source,
                       allow_fewer=cfg.allow_fewer, draw=cfg.draw)
+    if cfg.holdout is not None:
+        return data.hold_out(train, cfg.holdout, cfg.seed)
     val_n = cfg.images_per_class if cfg.draw == "first_n" else None
     val = data.load(root, cfg.dataset, "val", val_n, cfg.classes, cfg.seed, cache, image_source,
                     allow_fewer=cfg.allow_fewer, draw=cfg.draw)
@@ -68,8 +72,11 @@ def fit(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
         store.check_writable()
         with store.lock(digest, wait):
             if (done := store.finished(digest)) is None:  # it may have finished while we waited
-                return train(cfg, digest, store, load_splits(cfg, data_root, cache, image_source), source,
-                             dict(device=device, precision=precision, compile=compile), keep_weights, tags, on_epoch)
+                how = dict(device=device, precision=precision, compile=compile)
+                proxy = functools.partial(fit, data_root=data_root, results=results, source=source, cache=cache,
+                                          image_source=image_source, tags=(tags or {}) | {"proxy_of": digest}, **how)
+                return train(cfg, digest, store, load_splits(cfg, data_root, cache, image_source), source, how,
+                             keep_weights, tags, on_epoch, proxy)
     print(f"{cfg.method} {cfg.dataset} images_per_class={cfg.images_per_class} seed={cfg.seed}: finished run "
           f"{digest} found in {store.root}, not recomputed")
     store.tidy(digest)
@@ -77,9 +84,12 @@ def fit(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
 
 
 def train(cfg: RunConfig, digest: str, store: ResultsStore, splits, source, how: dict, keep_weights: bool,
-          tags: dict | None, on_epoch) -> dict:
-    """The epochs still to train, a checkpoint after each, and the finished run into the store."""
-    trainer = Trainer(cfg, *splits, source_state=load_source(source)[0] if source is not None else None, **how)
+          tags: dict | None, on_epoch, proxy) -> dict:
+    """The method's search where it has one (its proxy runs found in the store, or trained), the epochs still to
+    train, a checkpoint after each, and the finished run into the store under the config that asked for it."""
+    search = METHODS.get(cfg.method).search
+    trained, found = search(cfg, proxy) if search is not None else (cfg, {})
+    trainer = Trainer(trained, *splits, source_state=load_source(source)[0] if source is not None else None, **how)
     state = store.load_checkpoint(digest)
     if state is not None:
         trainer.load_state_dict(state)
@@ -96,7 +106,9 @@ def train(cfg: RunConfig, digest: str, store: ResultsStore, splits, source, how:
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=acc)
             if on_epoch is not None:
                 on_epoch(row)
-    result = result_row(trainer, digest, source, tags)
+    result = result_row(trainer, digest, source, tags) | {"config": cfg.to_dict()}
+    if found:  # what the search found and what it cost: its metrics beside the run's, the rest in run.json
+        result = result | {"metrics": result["metrics"] | found["metrics"], "search": found["record"]}
     store.finish(result, trainer.history, trainer.model.state_dict() if keep_weights else None)
     return result
 

@@ -41,6 +41,15 @@ class Method:
     metrics: Callable[[nn.Module], dict] | None = None  # extra per-epoch columns, read after each validation
     train_metrics: Callable[[nn.Module], dict] | None = None  # extra per-epoch columns, read after each training pass
     fp32: str = ""  # the parts the model keeps in float32 under bf16 autocast, named in the run's precision
+    # Before training, with the results store: (config, proxy) -> (the config to train, a record kept in the run),
+    # where proxy(config) trains or finds another run in the same store (parameter contribution's ratio search)
+    search: Callable[[RunConfig, Callable[[RunConfig], dict]], tuple[RunConfig, dict]] | None = None
+    # After building, with the data on the device: (trainer, built) -> the optimiser's parameter groups
+    prepare: Callable[[object, Built], list[dict]] | None = None
+    # (resolved config, train images) -> (training, evaluation) image passes a run costs beyond its epochs'
+    # training and validation: what `plan` adds for a search
+    extra_work: Callable[[RunConfig, int], tuple[int, int]] | None = None
+    timed: dict = field(default_factory=dict)  # settings `bench` times a step with, where the search would set them
     about: str = ""
 
 

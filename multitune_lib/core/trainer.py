@@ -66,13 +66,14 @@ class Trainer:
         self.model = built.model
         self.norm, self.norm_eval = self.normalisers(train)
         self.curve_val = self.sample(self.val, cfg.curve_val_images)
+        self.dtype = precision_for(device, precision)
+        groups = self.method.prepare(self, built) if self.method.prepare else built.groups  # data-driven setup
         self.losses, self.forward = compiled(self.losses, compile), compiled(self.model, compile)
-        self.opt = torch.optim.SGD(built.groups, lr=cfg.lr, momentum=cfg.momentum, fused=device.type == "cuda")
+        self.opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, fused=device.type == "cuda")
         self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, cfg.lr_steps_at(), cfg.gamma)
         self.whole_epochs = cfg.validated_on_whole()
         self.gen = torch.Generator(device).manual_seed(cfg.seed)
         self.eval_gen = torch.Generator(device).manual_seed(cfg.seed)  # evaluation flips leave training's draws alone
-        self.dtype = precision_for(device, precision)
         self.history: list[dict] = []
         self.env = env.environment(device)  # read at the start: the code that trains is the commit checked out now
 

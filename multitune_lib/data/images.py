@@ -67,6 +67,33 @@ class Split:
                      self.min_per_class)
 
 
+def subset(split: Split, index: torch.Tensor) -> Split:
+    """The images of `split` at `index`, in that order."""
+    counts = torch.bincount(split.labels[index], minlength=split.num_classes)
+    fewest = int(counts[counts > 0].min()) if len(index) else None
+    return Split(split.images[index], split.labels[index], split.num_classes, [split.files[i] for i in index.tolist()],
+                 fewest)
+
+
+def hold_out(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """(the rest, the held-out part): max(1, floor(fraction x n)) of each class's n images, drawn seeded, held out
+    for tuning that never sees val. A class left without a training image is an error naming it."""
+    n = len(split)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    by_class = perm[split.labels[perm].argsort(stable=True)]  # grouped by class, in random order within each
+    labels = split.labels[by_class]
+    counts = torch.bincount(split.labels, minlength=split.num_classes)
+    held = (counts * fraction).floor().long().clamp(min=1)
+    empty = ((counts > 0) & (counts - held < 1)).nonzero().flatten().tolist()
+    if empty:
+        n = int(counts[empty[0]])
+        raise DataError(f"holdout {fraction} leaves class {empty[0] + 1} ({n} image{'s' * (n != 1)}) without a "
+                        "training image: hold out less, or take more images per class")
+    rank = torch.arange(n) - (counts.cumsum(0) - counts)[labels]
+    keep = rank < held[labels]
+    return subset(split, by_class[~keep].sort().values), subset(split, by_class[keep].sort().values)
+
+
 def decode_rgb(data: bytes, where: str) -> torch.Tensor:
     """Image bytes -> the whole image, uint8 RGB, as stored; a corrupt file is a DataError naming `where`."""
     try:

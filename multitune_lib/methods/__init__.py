@@ -5,9 +5,11 @@ from . import feature  # noqa: F401
 from . import spottune  # noqa: F401
 from . import multitune  # noqa: F401
 from . import amf  # noqa: F401
+from . import contribution  # noqa: F401
 from .amf import AMF, Recipe, register_recipe
+from .contribution import Contribution
 from .feature import FeatureExtractor
 from .multitune import MultiTune, reinit
 from .spottune import SpotTune
 
-__all__ = ["AMF", "FeatureExtractor", "MultiTune", "Recipe", "SpotTune", "register_recipe", "reinit"]
+__all__ = ["AMF", "Contribution", "FeatureExtractor", "MultiTune", "Recipe", "SpotTune", "register_recipe", "reinit"]

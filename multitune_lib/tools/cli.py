@@ -231,7 +231,7 @@ def cmd_study(a) -> None:
     started = time.time()
     out = run_notebooks(profile, params, a.only)
     if a.keep_checked_outputs:
-        print("checked outputs kept in", ", ".join(p.name for p in keep_checked_outputs(profile)))
+        print("checked outputs kept in", ", ".join(p.name for p in keep_checked_outputs(profile, a.only)))
     figures = paths.figures_dir(profile)
     wrote = sorted(p for p in figures.glob("*") if p.stat().st_mtime >= started) if figures.is_dir() else []
     print(f"executed notebooks: {paths.relative(out)}" + "".join(f"\nwrote {paths.relative(p)}" for p in wrote))

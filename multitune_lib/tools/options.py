@@ -68,6 +68,8 @@ def option(f: dataclasses.Field, default, note: str = "") -> dict:
         kw["type"] = str
     elif kind.startswith("tuple[int"):
         kw.update(type=int, nargs="+")
+    elif kind.startswith("tuple[float"):
+        kw.update(type=float, nargs="+")
     elif kind.startswith("tuple[str"):
         kw.update(type=str, nargs="+")
     elif kind in SCALARS:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .. import data, env
 from ..core.config import BATCH_SIZE, RunConfig
+from ..core.registry import METHODS
 from ..study import Study, ablation
 from . import bench
 
@@ -91,10 +92,12 @@ def plan(study: Study, device=None, steps: int = 3, precision: str = "auto", bat
         evals, whole = len(cfg.validated()), len(cfg.validated_on_whole())
         validated = (evals - whole) * min(cfg.curve_val_images or val, val) + whole * val
         tps, eps = speed[r.method]
-        minutes = (cfg.epochs * train / tps + validated / eps) / 60
+        work = METHODS.get(r.method).extra_work
+        more_train, more_eval = work(cfg, train) if work else (0, 0)  # a search's proxies, counted with the run
+        minutes = ((cfg.epochs * train + more_train) / tps + (validated + more_eval) / eps) / 60
         rows.append({"part": r.part, "digest": r.digest, "method": r.method, "dataset": r.dataset, "images_per_class": r.images_per_class,
                      "seed": r.seed, "train_images": train, "epochs": cfg.epochs, "validations": evals,
-                     "image_passes": cfg.epochs * train + validated, "minutes": minutes, "done": r.done,
+                     "image_passes": cfg.epochs * train + validated + more_train + more_eval, "minutes": minutes, "done": r.done,
                      "minutes_left": 0.0 if r.done else minutes})
     df = pd.DataFrame(rows).astype({"images_per_class": "Int64"})
     return on_gpu(df, speed, gpu_speed) if gpu_speed else df

@@ -28,7 +28,9 @@ def fresh_compile():
 
 
 def make(method: str, compile, **kw) -> Trainer:
-    cfg = RunConfig(method=method, dataset="toy", **{"epochs": 2, "batch_size": 6, "crop": 16, **kw})
+    # a method that searches settings before training (`timed`) is made with them here, as `bench` makes it
+    cfg = RunConfig(method=method, dataset="toy", **{"epochs": 2, "batch_size": 6, "crop": 16,
+                                                     **METHODS.get(method).timed, **kw})
     return Trainer(cfg, split(), split(2, seed=1), device="cpu", precision="fp32", compile=compile)
 
 

@@ -85,10 +85,12 @@ def test_a_switch_the_protocol_may_set_can_be_turned_off_on_the_command_line():
 
 
 def test_a_field_the_methods_fill_names_their_registered_defaults_in_its_help():
-    assert method_defaults("lr") == " (default: 0.1)"  # every method's
+    assert method_defaults("lr", ["finetune", "spottune", "multitune"]) == " (default: 0.1)"  # every one's
+    assert method_defaults("lr") == " (default by method: 0.01 for contribution, else 0.1)"
     spottune, other = METHODS.get("spottune").defaults["milestones"], METHODS.get("multitune").defaults["milestones"]
-    assert method_defaults("milestones") == (f" (default by method: {' '.join(map(str, spottune))} for spottune, "
-                                             f"else {' '.join(map(str, other))})")
+    contribution = " ".join(map(str, METHODS.get("contribution").defaults["milestones"]))
+    assert method_defaults("milestones") == (f" (default by method: {' '.join(map(str, spottune))} for spottune; "
+                                             f"{contribution} for contribution, else {' '.join(map(str, other))})")
     assert method_defaults("lr_last") == " (default by method: 0.01 for multitune, amf)"  # only where one sets it
     assert method_defaults("milestones", ["spottune"]) == " (default: 40 60 80)" and method_defaults("classes") == ""
     p = argparse.ArgumentParser()
