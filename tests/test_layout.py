@@ -16,8 +16,8 @@ LAYERS = [
     ["store.files", "store"],  # the bare packages `store` and `core` hold only a docstring
     ["core.registry", "core.config", "core.backbone", "core.l2sp", "core.method", "core"],
     ["backbones"],
-    ["methods"],
     ["data"],
+    ["methods"],
     ["store.checkpoint", "store.results"],
     ["core.trainer", "core.fit"],
     ["study"],

@@ -29,7 +29,8 @@ ADDED_SINCE = {"backbone": ("resnet26",), "input_size": (None,), "curve_val_imag
                "amf_settings": (None,), "weighting": (None,), "fusion": (None,), "whole_val": (None, "last"),
                "holdout": (None,), "criterion": (None,), "ratios": (None,), "frozen_bn": (None,),
                "search_particles": (None,), "search_iterations": (None,), "proxy_epochs": (None,),
-               "search_holdout": (None,)}
+               "search_holdout": (None,), "pool": (None,), "pool_classes": (None,), "descriptor": (None,), "bins": (None,), "k0": (None,),
+               "neighbours": (None,), "rounds": (None,), "entropy_threshold": (None,), "source_weight": (None,)}
 BATCH_SIZE = 128  # SpotTune's code; the paper gives none
 
 # Where the paper and the authors' released code differ, one field each: its values, the paper's first. The README's
@@ -46,7 +47,8 @@ PROTOCOLS = ("paper", "released")
 
 # Every number a config holds, checked where the config is made, before any data loads.
 INTEGERS = {"epochs": 1, "batch_size": 1, "eval_every": 1, "seed": 0, "images_per_class": 1, "input_size": 16,
-            "curve_val_images": 1, "search_particles": 1, "search_iterations": 1, "proxy_epochs": 1}  # the lowest value allowed; None (where a field allows it) means "the default"
+            "curve_val_images": 1, "search_particles": 1, "search_iterations": 1, "proxy_epochs": 1,
+            "bins": 2, "k0": 1, "neighbours": 1, "rounds": 1}  # the lowest value allowed; None (where a field allows it) means "the default"
 NUMBERS = {  # (low, high, low allowed, high allowed)
     "lr": (0, math.inf, False, False), "lr_last": (0, math.inf, True, False), "policy_lr": (0, math.inf, True, False),
     "gamma": (0, math.inf, False, False), "momentum": (0, 1, True, False), "eta": (0, 1, True, True),
@@ -54,15 +56,18 @@ NUMBERS = {  # (low, high, low allowed, high allowed)
     "alpha": (0, math.inf, True, False), "beta": (0, math.inf, True, False), "temperature": (0, math.inf, False, False),
     "policy_width": (1 / 32, 8, True, True),  # the policy's 32-channel stem keeps at least one channel
     "holdout": (0, 1, False, False), "search_holdout": (0, 1, False, False),
+    "entropy_threshold": (0, 1, True, True), "source_weight": (0, math.inf, True, False),
 }
 ROUTES = ("all", "residual")  # SpotTune: which blocks the policy routes
 WHOLE_VAL = ("last", "milestones")  # the epochs validated on the whole val split where the others see a sample
 WEIGHTINGS = ("soft", "hard")  # AMF: a softmax over its networks, or a straight-through Gumbel-softmax choice
 FUSIONS = ("features", "logits")  # AMF: weight the pooled features before one layer (Eq. 1), or the networks' logits
 CRITERIA = ("signed_value", "magnitude", "taylor")  # parameter contribution: how each conv layer's weights are ranked
+DESCRIPTORS = ("lite0", "gabor")  # selective joint fine-tuning: the filter bank its histograms are made from
 # Fields only some methods read: a method reads one when its defaults name it
 METHOD_FIELDS = ("route", "policy_width", "amf_settings", "weighting", "fusion", "criterion", "ratios", "frozen_bn",
-                 "search_particles", "search_iterations", "proxy_epochs", "search_holdout")
+                 "search_particles", "search_iterations", "proxy_epochs", "search_holdout", "pool", "pool_classes", "descriptor",
+                 "bins", "k0", "neighbours", "rounds", "entropy_threshold", "source_weight")
 
 
 def upgrade(d: dict) -> dict:
@@ -223,6 +228,22 @@ class RunConfig:
     proxy_epochs: int | None = setting(None, "parameter contribution: epochs of each candidate's proxy training")
     search_holdout: float | None = setting(None, "parameter contribution: share of each class's train images the "
                                            "search's proxies hold out to score candidates on")
+    pool: str | None = setting(None, "selective joint: the source pool, another Decathlon dataset's train split (auto: "
+                               "cifar100 for aircraft, aircraft for cifar100; none: no pool, plain fine-tuning)")
+    pool_classes: tuple[int, ...] | None = setting(None, "selective joint: 1-based class ids of the pool to keep, "
+                                                   "e.g. '1-3', or 'all'", metavar="IDS", text=True)
+    descriptor: str | None = setting(None, "selective joint: the filter bank of the low-level descriptors (lite0: the "
+                                     "ImageNet Lite0's stem and first block; gabor: 48 Gabor filters)",
+                                     choices=lambda: DESCRIPTORS)
+    bins: int | None = setting(None, "selective joint: histogram bins per channel, of equal mass on the target")
+    k0: int | None = setting(None, "selective joint: source images a target image borrows from at level 1 (K0)")
+    neighbours: int | None = setting(None, "selective joint: nearest source images kept per target image")
+    rounds: int | None = setting(None, "selective joint: rounds of training; before each after the first, the hard "
+                                 "target images are found and given more neighbours")
+    entropy_threshold: float | None = setting(None, "selective joint: a correctly predicted target image is hard "
+                                              "above this entropy (a share of log classes)")
+    source_weight: float | None = setting(None, "selective joint: lambda in CE_target + lambda CE_source (0: plain "
+                                          "fine-tuning)")
     source_sha256: str | None = setting(None, "digest of the source checkpoint; None = from scratch", cli=False)
     extra: dict = field(default_factory=dict, metadata={"help": "free-form tags that are part of the identity",
                                                          "cli": False})
@@ -230,6 +251,7 @@ class RunConfig:
     def __post_init__(self):
         # class lists may be given as text ('51-100'), milestones as any sequence: store both as tuples
         object.__setattr__(self, "classes", parse_classes(self.classes))
+        object.__setattr__(self, "pool_classes", parse_classes(self.pool_classes))
         for name in ("milestones", "amf_settings", "ratios"):
             value = getattr(self, name)
             if isinstance(value, str):  # names given as one string: 'A B' or 'A,B'
@@ -250,7 +272,7 @@ class RunConfig:
         for name, valid in SWITCHES.items():
             _check_choice(name, getattr(self, name), valid)
         for name, valid in (("route", ROUTES), ("weighting", WEIGHTINGS), ("fusion", FUSIONS),
-                            ("whole_val", WHOLE_VAL), ("criterion", CRITERIA)):
+                            ("whole_val", WHOLE_VAL), ("criterion", CRITERIA), ("descriptor", DESCRIPTORS)):
             _check_choice(name, getattr(self, name), valid)
         self._check_method_fields()
         self._check_amf_settings()
@@ -274,6 +296,12 @@ class RunConfig:
                 readers = [m for m, spec in METHODS.items.items() if name in spec.defaults]
                 raise ConfigError(f"{name} is a setting of {', '.join(readers)}; method {self.method} does not read "
                                   f"it: leave it out")
+        if self.pool is not None and self.pool == self.dataset:
+            raise ConfigError(f"pool {self.pool} is the target dataset itself: borrow from another dataset (auto: "
+                              "the other of aircraft and cifar100)")
+        if None not in (self.k0, self.neighbours) and self.neighbours < self.k0:
+            raise ConfigError(f"neighbours ({self.neighbours}) must be at least k0 ({self.k0}): a target image "
+                              "borrows from its first k0 x level neighbours")
         if self.route == "residual" and not residual_units(self.backbone):
             raise ConfigError(f"route residual: backbone {self.backbone} has no unit with an identity path to route; "
                               "use route all")
@@ -348,7 +376,7 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        for k in ("classes", "milestones", "amf_settings", "ratios"):
+        for k in ("classes", "milestones", "amf_settings", "ratios", "pool_classes"):
             d[k] = list(d[k]) if d[k] is not None else None
         return d
 

@@ -75,8 +75,10 @@ def fit(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
                 how = dict(device=device, precision=precision, compile=compile)
                 proxy = functools.partial(fit, data_root=data_root, results=results, source=source, cache=cache,
                                           image_source=image_source, tags=(tags or {}) | {"proxy_of": digest}, **how)
+                load = functools.partial(data.load, data_root or paths.default_data_root(), cache=cache,
+                                         source=image_source)
                 return train(cfg, digest, store, load_splits(cfg, data_root, cache, image_source), source, how,
-                             keep_weights, tags, on_epoch, proxy)
+                             keep_weights, tags, on_epoch, proxy, load)
     print(f"{cfg.method} {cfg.dataset} images_per_class={cfg.images_per_class} seed={cfg.seed}: finished run "
           f"{digest} found in {store.root}, not recomputed")
     store.tidy(digest)
@@ -84,12 +86,15 @@ def fit(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
 
 
 def train(cfg: RunConfig, digest: str, store: ResultsStore, splits, source, how: dict, keep_weights: bool,
-          tags: dict | None, on_epoch, proxy) -> dict:
-    """The method's search where it has one (its proxy runs found in the store, or trained), the epochs still to
-    train, a checkpoint after each, and the finished run into the store under the config that asked for it."""
-    search = METHODS.get(cfg.method).search
-    trained, found = search(cfg, proxy) if search is not None else (cfg, {})
-    trainer = Trainer(trained, *splits, source_state=load_source(source)[0] if source is not None else None, **how)
+          tags: dict | None, on_epoch, proxy, load) -> dict:
+    """The method's search where it has one (its proxy runs found in the store, or trained) and the data it reads
+    beyond the splits (`load(dataset, split)`), the epochs still to train, a checkpoint after each, and the finished
+    run into the store under the config that asked for it."""
+    method = METHODS.get(cfg.method)
+    trained, found = method.search(cfg, proxy) if method.search is not None else (cfg, {})
+    more = method.more_data(cfg, load) if method.more_data is not None else None
+    trainer = Trainer(trained, *splits, source_state=load_source(source)[0] if source is not None else None,
+                      more=more, **how)
     state = store.load_checkpoint(digest)
     if state is not None:
         trainer.load_state_dict(state)

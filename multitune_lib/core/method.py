@@ -50,6 +50,12 @@ class Method:
     # training and validation: what `plan` adds for a search
     extra_work: Callable[[RunConfig, int], tuple[int, int]] | None = None
     timed: dict = field(default_factory=dict)  # settings `bench` times a step with, where the search would set them
+    # Data beyond the run's splits: (resolved config, load(dataset, split)) -> {name: Split}, given to the trainer
+    more_data: Callable[[RunConfig, Callable], dict] | None = None
+    # An epoch of the method's own (trainer -> (mean loss, last penalty)), built on `Trainer.train_pass`
+    train_epoch: Callable[[object], tuple[float, float]] | None = None
+    # The training loss from (model, outputs, labels), where it is not the cross-entropy of the outputs
+    loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     about: str = ""
 
 

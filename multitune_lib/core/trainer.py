@@ -55,11 +55,12 @@ def compiled(fn, compile: bool | str | Callable):
 class Trainer:
     def __init__(self, cfg: RunConfig, train: Split, val: Split, *, source_state: dict | None = None,
                  device: str | torch.device | None = None, precision: str = "auto",
-                 compile: bool | str | Callable = False):
+                 compile: bool | str | Callable = False, more: dict | None = None):
         self.cfg = cfg = cfg.resolved()
         self.method = METHODS.get(cfg.method)
         self.device = device = env.pick_device(device)
         self.train, self.val = train.to(device).for_crop(cfg.crop), val.to(device).for_crop(cfg.crop)
+        self.more = {k: v.to(device).for_crop(cfg.crop) for k, v in (more or {}).items()}  # a method's other splits
         self.augment, self.eval_flip = augmentation(cfg.augment, cfg.crop, self.val.images.shape[-1])
         torch.manual_seed(cfg.seed)
         built, self.reg = build(cfg, self.backbone_factory(source_state), train.num_classes, device)
@@ -110,23 +111,33 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext()
 
     def train_epoch(self) -> tuple[float, float]:
-        """One pass over the train split in seeded random batches: (mean loss, last penalty), read once at the end."""
+        """One pass over the train split in seeded random batches (or the method's own epoch): (mean loss, last
+        penalty), read once at the end."""
+        if self.method.train_epoch is not None:
+            return self.method.train_epoch(self)
+        return self.train_pass(torch.randperm(len(self.train), generator=self.gen, device=self.device))
+
+    def train_pass(self, order: torch.Tensor, extend: Callable | None = None) -> tuple[float, float]:
+        """Train on the train images in `order`, a batch at a time; `extend(index, images, labels)` may add to each
+        augmented batch (selective joint fine-tuning's source images)."""
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         penalty = torch.zeros((), device=self.device)
-        n = len(self.train)
-        for idx in torch.randperm(n, generator=self.gen, device=self.device).split(self.cfg.batch_size):
-            loss, penalty = self.step(self.norm(self.augment(self.train.images[idx], self.gen)), self.train.labels[idx])
+        for idx in order.split(self.cfg.batch_size):
+            x, y = self.augment(self.train.images[idx], self.gen), self.train.labels[idx]
+            if extend is not None:
+                x, y = extend(idx, x, y)
+            loss, penalty = self.step(self.norm(x), y)
             loss_sum += loss * len(idx)
         self.sched.step()
-        return loss_sum.item() / n, float(penalty)
+        return loss_sum.item() / len(order), float(penalty)
 
     def losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The cross-entropy and the regulariser penalty: the forward that `compile` compiles as one graph, so that
         the backward of all three goes through AOT autograd."""
         with self.autocast():
             out = self.model(x)
-        loss = F.cross_entropy(out.float(), y)
+        loss = self.method.loss(self.model, out, y) if self.method.loss else F.cross_entropy(out.float(), y)
         penalty = self.reg() if self.reg is not None else torch.zeros((), device=self.device)
         return loss, penalty
 

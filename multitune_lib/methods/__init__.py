@@ -6,10 +6,12 @@ from . import spottune  # noqa: F401
 from . import multitune  # noqa: F401
 from . import amf  # noqa: F401
 from . import contribution  # noqa: F401
+from . import selective_joint  # noqa: F401
 from .amf import AMF, Recipe, register_recipe
 from .contribution import Contribution
 from .feature import FeatureExtractor
 from .multitune import MultiTune, reinit
+from .selective_joint import SelectiveJoint
 from .spottune import SpotTune
 
-__all__ = ["AMF", "Contribution", "FeatureExtractor", "MultiTune", "Recipe", "SpotTune", "register_recipe", "reinit"]
+__all__ = ["AMF", "Contribution", "FeatureExtractor", "MultiTune", "Recipe", "SelectiveJoint", "SpotTune", "register_recipe", "reinit"]

@@ -234,6 +234,19 @@ def contribution(against: pd.DataFrame, cost: pd.DataFrame, criteria: pd.DataFra
     return "; ".join(s[:1].upper() + s[1:] if i == 0 else s for i, s in enumerate(said)) + "."
 
 
+def selective_joint(against: pd.DataFrame, rounds: pd.DataFrame) -> str:
+    """Notebook 11: selective joint fine-tuning against each method on the rows it ran, and how much of its pool
+    it drew on in a round. Arguments: `selective_joint.against` and `.rounds`."""
+    if against.empty:
+        return "No selective joint fine-tuning run of this profile is in the store yet."
+    said = contrasts_said(against)
+    if not rounds.empty:
+        share = rounds["sources_used"] / rounds["pool_images"]
+        said.append(f"a round draws on {rounds['sources_used'].min():,} to {rounds['sources_used'].max():,} distinct "
+                    f"source images ({share.min():.0%} to {share.max():.0%} of its pool)")
+    return "; ".join(s[:1].upper() + s[1:] if i == 0 else s for i, s in enumerate(said)) + "."
+
+
 def row_name(images_per_class) -> str:
     return "whole dataset" if pd.isna(images_per_class) else f"{int(images_per_class)} per class"
 

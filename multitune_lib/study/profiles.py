@@ -98,12 +98,14 @@ OFFLINE_ABOUT = ("Our stand-in for the paper's setup: the source is our ResNet-2
 # offline-cpu trained before MultiTune's L2-SP followed Eq. 2: its runs keep the scope they trained with
 OFFLINE_CPU_SETTINGS = {"multitune": {"l2sp_scope": "reinit_new"}}
 
-# a search of 2 one-epoch proxies: the smoke profile shows its shape, not its worth
-SMOKE_SETTINGS = {"contribution": {"search_particles": 2, "search_iterations": 1, "proxy_epochs": 1}}
+# a search of 2 one-epoch proxies and a pool of 3 classes: the smoke profile shows their shape, not their worth
+SMOKE_SETTINGS = {"contribution": {"search_particles": 2, "search_iterations": 1, "proxy_epochs": 1},
+                  "selective_joint": {"pool_classes": (1, 2, 3)}}
 
 IMAGENET_DATASETS = {"aircraft": None, "cifar100": None}
 IMAGENET_LABELS = {"aircraft": "Aircraft", "cifar100": "CIFAR100"}
-BASELINES_AND_COMPARED = ("finetune", "l2sp", "feature", "spottune", "multitune", "amf", "contribution")
+BASELINES_AND_COMPARED = ("finetune", "l2sp", "feature", "spottune", "multitune", "amf", "contribution",
+                          "selective_joint")
 LITE0_SETTINGS = {m: {"milestones": (8, 12)} for m in BASELINES_AND_COMPARED}
 # parameter contribution trains at fine-tuning's lr here (its code's 0.01 stays its default on the paper's schedule)
 LITE0_SETTINGS["contribution"]["lr"] = 0.1

@@ -30,7 +30,8 @@ def test_registration_order_is_kept():
 
 
 def test_the_library_registers_its_methods_and_backbones_on_import():
-    assert METHODS.names() == ["finetune", "l2sp", "scratch", "feature", "spottune", "multitune", "amf", "contribution"]
+    assert METHODS.names() == ["finetune", "l2sp", "scratch", "feature", "spottune", "multitune", "amf", "contribution",
+                              "selective_joint"]
     assert BACKBONES.names() == ["resnet26", "efficientnet_lite0"]
     with pytest.raises(ValueError, match="registered twice"):
         METHODS.register("multitune", METHODS.get("multitune"))

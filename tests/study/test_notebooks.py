@@ -13,7 +13,8 @@ def test_the_numbered_notebooks_in_order():
     assert [nb.name for nb in notebooks.notebooks()] == [
         "00_data_stats.ipynb", "01_spottune_baseline.ipynb", "02_multitune.ipynb", "03_few_shot_sweep.ipynb",
         "04_tables_and_figures.ipynb", "05_efficientnet_lite0.ipynb", "06_ablation.ipynb", "07_spottune_on_lite0.ipynb",
-        "08_amf.ipynb", "09_schedules.ipynb", "10_contribution.ipynb"]
+        "08_amf.ipynb", "09_schedules.ipynb", "10_contribution.ipynb",
+        "11_selective_joint.ipynb"]
 
 
 def test_run_notebooks_passes_the_profile_and_names_a_failing_cell(tmp_path, monkeypatch):

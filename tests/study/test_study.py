@@ -112,7 +112,8 @@ def test_a_profile_names_its_backbone_input_size_methods_and_settings(tmp_path, 
 def test_the_imagenet_profiles(monkeypatch):
     cpu, gpu = profiles.get("imagenet-cpu"), profiles.get("imagenet")
     assert cpu.backbone == gpu.backbone == "efficientnet_lite0" and len(cpu.seeds) >= 3
-    assert set(cpu.methods) == {"finetune", "l2sp", "feature", "spottune", "multitune", "amf", "contribution"}
+    assert set(cpu.methods) == {"finetune", "l2sp", "feature", "spottune", "multitune", "amf", "contribution",
+                                "selective_joint"}
     ours = Study("imagenet-cpu", results="unused").config("contribution", "aircraft", 20, 0).resolved()
     assert (ours.lr, ours.milestones, ours.epochs) == (0.1, (8, 12), 15)  # fine-tuning's schedule on this profile
     assert cpu.few_shot_rows == (20, 15, 10, 5) and set(cpu.datasets) == {"aircraft", "cifar100"}
