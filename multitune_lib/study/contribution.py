@@ -66,10 +66,9 @@ def records(study: Study) -> pd.DataFrame:
                        total_minutes=runs["train_minutes"] + runs["search_minutes"])
 
 
-def cost(study: Study) -> pd.DataFrame:
-    """Per row (main runs): accuracy, the share of weights trained, the search's and the final training's minutes,
-    and the whole run's minutes against fine-tuning's on the same rows and seeds."""
-    rec = records(study)
+def cost(study: Study, rec: pd.DataFrame) -> pd.DataFrame:
+    """Per row (main runs of `records`): accuracy, the share of weights trained, the search's and the final
+    training's minutes, and the whole run's minutes against fine-tuning's on the same rows and seeds."""
     runs = study.runs()
     if rec.empty:
         return pd.DataFrame()
@@ -107,9 +106,8 @@ def criteria(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def searched(study: Study) -> pd.DataFrame:
-    """Long form of every main run's searched ratios: one row per run and conv layer."""
-    rec = records(study)
+def searched(rec: pd.DataFrame) -> pd.DataFrame:
+    """Long form of every main run's searched ratios (of `records`): one row per run and conv layer."""
     if rec.empty:
         return pd.DataFrame(columns=["dataset_label", "images_per_class", "seed", "layer", "ratio"])
     rec = rec[rec["main"]]
@@ -118,9 +116,8 @@ def searched(study: Study) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def candidates(study: Study) -> pd.DataFrame:
-    """Every candidate each main run's search scored: iteration, trained share, held-out score (%)."""
-    rec = records(study)
+def candidates(study: Study, rec: pd.DataFrame) -> pd.DataFrame:
+    """Every candidate each main run's search scored (of `records`): iteration, trained share, held-out score (%)."""
     rows = []
     for r in rec[rec["main"]].itertuples() if not rec.empty else []:
         run = study.store.finished(r.digest)

@@ -1,0 +1,27 @@
+"""Parameter contribution and selective joint fine-tuning in the study: what trains first, and the tables read
+from runs that have not trained yet."""
+from multitune_lib.study import Study
+from multitune_lib.study import contribution as pc
+from multitune_lib.study import selective_joint as sjs
+
+
+def test_contribution_trains_the_20_per_class_rows_then_the_criteria_then_the_rest():
+    q = pc.queue(Study("imagenet-cpu", results="unused"))
+    assert q[:6] == [(d, 20, s, {}) for s in (0, 1, 2) for d in ("aircraft", "cifar100")]
+    assert q[6:12] == [("aircraft", 20, s, {"criterion": c}) for c in ("magnitude", "taylor") for s in (0, 1, 2)]
+    assert len(q) == 12 + 3 * 7 and len(set(map(str, q))) == len(q)  # every other row once per seed
+
+
+def test_selective_joint_trains_aircraft_20_first_then_every_row():
+    q = sjs.queue(Study("imagenet-cpu", results="unused"))
+    assert q[:3] == [("aircraft", 20, s) for s in (0, 1, 2)] and len(q) == 27 and len(set(q)) == 27
+
+
+def test_without_runs_the_tables_are_empty_and_the_conclusions_say_so(tmp_path):
+    from multitune_lib.study import conclusions
+    study = Study("smoke", results=tmp_path, train=False)
+    rec = pc.records(study)
+    assert rec.empty and pc.cost(study, rec).empty and pc.searched(rec).empty and pc.candidates(study, rec).empty
+    assert conclusions.contribution(pc.against(study), pc.cost(study, rec), pc.criteria(study)).startswith("No ")
+    assert sjs.rounds(study).empty
+    assert conclusions.selective_joint(sjs.against(study), sjs.rounds(study)).startswith("No ")
