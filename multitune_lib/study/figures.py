@@ -24,8 +24,9 @@ FONT = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsi
         "legend.fontsize": 7, "figure.labelsize": 8}
 # TrueType (Type 42) fonts in every PDF: publishers refuse Type 3 fonts, and their text cannot be searched
 PDF_FONTS = {"pdf.fonttype": 42, "ps.fonttype": 42}
-MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (10, 3)), (0, (3, 1, 1, 1, 1, 1, 1, 1)))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", "h")
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (10, 3)), (0, (3, 1, 1, 1, 1, 1, 1, 1)),
+              (0, (1, 3)), (0, (8, 2, 2, 2)))
 # methods set apart sideways so that no bar hides another: a share of the space between two rows (DODGE), of the
 # epoch axis (CURVE_DODGE)
 DODGE, CURVE_DODGE = 0.08, 0.05
