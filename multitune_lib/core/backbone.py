@@ -116,10 +116,12 @@ def create_backbone(name: str, num_classes: int) -> Backbone:
 
 
 @lru_cache(maxsize=None)
-def _shape(name: str) -> tuple[float, tuple[int, ...], int, int]:
+def _shape(name: str) -> tuple[float, tuple[int, ...], int, tuple[tuple[int, ...], ...]]:
     with torch.random.fork_rng():  # built once per name, for configs to check against: leave the seeds alone
         net = create_backbone(name, 1)
-    return net.POLICY_WIDTH, tuple(net.residual_blocks()), len(net.blocks), len(net.conv_layers())
+    params = dict(net.named_parameters())
+    sizes = tuple(tuple(params[n].numel() for n in layer) for layer in net.conv_layers())
+    return net.POLICY_WIDTH, tuple(net.residual_blocks()), len(net.blocks), sizes
 
 
 def policy_width(name: str) -> float:
@@ -134,6 +136,11 @@ def block_count(name: str) -> int:
 
 def conv_layers(name: str) -> int:
     """How many conv layers backbone `name` has (parameter contribution's ratios: one each)."""
+    return len(_shape(name)[3])
+
+
+def conv_layer_sizes(name: str) -> tuple[tuple[int, ...], ...]:
+    """Per conv layer of backbone `name` (as `Backbone.conv_layers`), the size of each of its parameters."""
     return _shape(name)[3]
 
 

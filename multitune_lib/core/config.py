@@ -70,6 +70,16 @@ METHOD_FIELDS = ("route", "policy_width", "amf_settings", "weighting", "fusion",
                  "bins", "k0", "neighbours", "rounds", "entropy_threshold", "source_weight")
 
 
+# parameter contribution's search budget: read only where ratios are not given
+SEARCH_FIELDS = ("search_particles", "search_iterations", "proxy_epochs", "search_holdout")
+
+
+def share_count(fraction: float, n: int) -> int:
+    """floor(fraction x n), counted the same wherever a share of n things is taken: binary rounding would make
+    0.57 x 100 = 56.99999... and drop one."""
+    return math.floor(fraction * n + 1e-9)
+
+
 def upgrade(d: dict) -> dict:
     """A stored config dict with today's field names (stores written before a rename hold the old ones), and the
     L2-SP scope every MultiTune run stored before that switch existed trained with."""
@@ -233,7 +243,7 @@ class RunConfig:
     pool_classes: tuple[int, ...] | None = setting(None, "selective joint: 1-based class ids of the pool to keep, "
                                                    "e.g. '1-3', or 'all'", metavar="IDS", text=True)
     descriptor: str | None = setting(None, "selective joint: the filter bank of the low-level descriptors (lite0: the "
-                                     "ImageNet Lite0's stem and first block; gabor: 48 Gabor filters)",
+                                     "ImageNet Lite0's stem and first block; gabor: 24 complex Gabor filters, 48 channels)",
                                      choices=lambda: DESCRIPTORS)
     bins: int | None = setting(None, "selective joint: histogram bins per channel, of equal mass on the target")
     k0: int | None = setting(None, "selective joint: source images a target image borrows from at level 1 (K0)")
@@ -335,9 +345,13 @@ class RunConfig:
         checks the rest once the split is loaded)."""
         for name in ("holdout", "search_holdout"):
             h, n = getattr(self, name), self.images_per_class
-            if h is not None and n is not None and n - max(1, math.floor(h * n)) < 1:
+            if h is not None and n is not None and n - max(1, share_count(h, n)) < 1:
                 raise ConfigError(f"{name} {h} leaves no training image in a class of {n}: hold out less, or take "
                                   "more images per class")
+        if self.holdout is not None and self.ratios is None and METHODS.get(self.method).search is not None:
+            raise ConfigError(f"holdout with {self.method}'s search: its proxies hold out search_holdout of the "
+                              "train split, which would overlap the run's held-out images; give ratios, or drop "
+                              "holdout")
 
     def resolved(self) -> "RunConfig":
         """Fill every None with the method's default, so the hash names the settings actually used."""
@@ -354,6 +368,8 @@ class RunConfig:
             changes["policy_width"] = None  # the backbone's own width, named or not, is one run
         if self.route == "residual" and all_residual(self.backbone):
             changes["route"] = "all"  # every block has an identity path: the same network, one run
+        if self.ratios is not None:  # no search runs: its budget, named or not, is one run
+            changes |= {k: d[k] for k in SEARCH_FIELDS if k in d}
         for k in ("alpha", "beta"):  # L2-SP is off unless the method or the user turns a term on
             if getattr(self, k) is None and d.get(k) is None:
                 changes[k] = 0.0

@@ -73,8 +73,10 @@ def fit(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
         with store.lock(digest, wait):
             if (done := store.finished(digest)) is None:  # it may have finished while we waited
                 how = dict(device=device, precision=precision, compile=compile)
+                # a proxy another run is training (a parallel run of the same search) is waited for, not refused
                 proxy = functools.partial(fit, data_root=data_root, results=results, source=source, cache=cache,
-                                          image_source=image_source, tags=(tags or {}) | {"proxy_of": digest}, **how)
+                                          image_source=image_source, tags=(tags or {}) | {"proxy_of": digest},
+                                          wait=True, **how)
                 load = functools.partial(data.load, data_root or paths.default_data_root(), cache=cache,
                                          source=image_source)
                 return train(cfg, digest, store, load_splits(cfg, data_root, cache, image_source), source, how,
@@ -97,6 +99,7 @@ def train(cfg: RunConfig, digest: str, store: ResultsStore, splits, source, how:
                       more=more, **how)
     state = store.load_checkpoint(digest)
     if state is not None:
+        check_resumes(state, trainer.cfg, store.run_dir(digest))
         trainer.load_state_dict(state)
         print(f"resuming run {digest} after epoch {len(trainer.history)}")
     with progress(cfg, len(trainer.history)) as bar:
@@ -116,6 +119,18 @@ def train(cfg: RunConfig, digest: str, store: ResultsStore, splits, source, how:
         result = result | {"metrics": result["metrics"] | found["metrics"], "search": found["record"]}
     store.finish(result, trainer.history, trainer.model.state_dict() if keep_weights else None)
     return result
+
+
+def check_resumes(state: dict, cfg: RunConfig, where: Path) -> None:
+    """A checkpoint resumes only the training it was written by: the config it trained (with what a search found
+    in it) must be the one set up now, or its weights would load into other masks and parameter groups."""
+    then = state.get("config")  # checkpoints written before the config was kept in them have none
+    if then is None or then == cfg.to_dict():
+        return
+    fields = ", ".join(k for k in then if then[k] != cfg.to_dict().get(k))
+    raise ConfigError(f"the checkpoint in {where} trained another config than this run sets up now ({fields} differ: "
+                      "a search that finds otherwise, say after a library upgrade): delete checkpoint.pt there to "
+                      "train the run from the start")
 
 
 def kept(store: ResultsStore, digest: str, trainer: Trainer) -> str:

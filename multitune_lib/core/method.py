@@ -80,12 +80,23 @@ def without(params, exclude) -> list[nn.Parameter]:
 
 
 def build(cfg: RunConfig, make_backbone: BackboneFactory, num_classes: int, device="cpu") -> tuple[Built, L2SP | None]:
-    """The model on `device` (channels_last), its parameter groups and, when alpha or beta is set, its L2-SP
-    regulariser (made after the move, so its starting point lives beside the weights)."""
+    """The model on `device` (channels_last), its parameter groups and its L2-SP regulariser (`regulariser`)."""
+    built = build_model(cfg, make_backbone, num_classes, device)
+    return built, regulariser(cfg, built)
+
+
+def build_model(cfg: RunConfig, make_backbone: BackboneFactory, num_classes: int, device="cpu") -> Built:
+    """The model on `device` (channels_last) and its parameter groups."""
     cfg = cfg.resolved()
     built = METHODS.get(cfg.method).build(cfg, make_backbone, num_classes)
     built.model.to(device, memory_format=torch.channels_last)
+    return built
+
+
+def regulariser(cfg: RunConfig, built: Built) -> L2SP | None:
+    """L2-SP when alpha or beta is set, made once the model is on its device (so its starting point lives beside
+    the weights) and a method's `prepare` has added what it adds (a head it sizes from data)."""
+    cfg = cfg.resolved()
     # the released code's starting point aliases the live weights, so its alpha term is always 0
     alpha = 0.0 if cfg.l2sp_scope == "released" else cfg.alpha
-    reg = L2SP.for_model(built.model, built.new, alpha, cfg.beta, built.free) if (alpha or cfg.beta) else None
-    return built, reg
+    return L2SP.for_model(built.model, built.new, alpha, cfg.beta, built.free) if (alpha or cfg.beta) else None

@@ -20,7 +20,7 @@ from ..data import Normalise, Split, augmentation, normalisation
 from ..errors import ConfigError, TrainingDiverged
 from .backbone import create_backbone
 from .config import RunConfig
-from .method import build
+from .method import build_model, regulariser
 from .registry import METHODS
 
 EVAL_BATCH = 500
@@ -63,16 +63,17 @@ class Trainer:
         self.more = {k: v.to(device).for_crop(cfg.crop) for k, v in (more or {}).items()}  # a method's other splits
         self.augment, self.eval_flip = augmentation(cfg.augment, cfg.crop, self.val.images.shape[-1])
         torch.manual_seed(cfg.seed)
-        built, self.reg = build(cfg, self.backbone_factory(source_state), train.num_classes, device)
+        built = build_model(cfg, self.backbone_factory(source_state), train.num_classes, device)
         self.model = built.model
         self.norm, self.norm_eval = self.normalisers(train)
         self.curve_val = self.sample(self.val, cfg.curve_val_images)
         self.dtype = precision_for(device, precision)
         groups = self.method.prepare(self, built) if self.method.prepare else built.groups  # data-driven setup
+        self.reg = regulariser(cfg, built)
         self.losses, self.forward = compiled(self.losses, compile), compiled(self.model, compile)
         self.opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, fused=device.type == "cuda")
         self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, cfg.lr_steps_at(), cfg.gamma)
-        self.whole_epochs = cfg.validated_on_whole()
+        self.whole_epochs, self.validated = cfg.validated_on_whole(), set(cfg.validated())
         self.gen = torch.Generator(device).manual_seed(cfg.seed)
         self.eval_gen = torch.Generator(device).manual_seed(cfg.seed)  # evaluation flips leave training's draws alone
         self.history: list[dict] = []
@@ -175,7 +176,7 @@ class Trainer:
                                    f"{train_loss}, penalty {penalty}")
         whole = epoch in self.whole_epochs  # the last epoch, and with whole_val milestones the last at each lr
         split = self.val if whole else self.curve_val
-        validate = whole or epoch % self.cfg.eval_every == 0
+        validate = epoch in self.validated
         acc = self.evaluate(split) if validate else None
         row = {"epoch": epoch, "train_loss": train_loss, "penalty": penalty, "val_acc": acc,
                "val_images": len(split) if validate else None, "train_seconds": train_seconds,
@@ -192,7 +193,7 @@ class Trainer:
                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "l2sp": self.reg.state_dict() if self.reg else None,
-                "rng": rng, "history": self.history}
+                "rng": rng, "history": self.history, "config": self.cfg.to_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])

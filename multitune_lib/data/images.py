@@ -19,6 +19,7 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as TF
 
 from .. import paths
+from ..core.config import share_count
 from ..errors import DataError
 from ..store import files
 from .decathlon import annotations, select
@@ -83,7 +84,7 @@ def hold_out(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     by_class = perm[split.labels[perm].argsort(stable=True)]  # grouped by class, in random order within each
     labels = split.labels[by_class]
     counts = torch.bincount(split.labels, minlength=split.num_classes)
-    held = (counts * fraction).floor().long().clamp(min=1)
+    held = torch.tensor([max(1, share_count(fraction, c)) for c in counts.tolist()], device=counts.device)
     empty = ((counts > 0) & (counts - held < 1)).nonzero().flatten().tolist()
     if empty:
         n = int(counts[empty[0]])

@@ -231,8 +231,9 @@ def nearest(p: torch.Tensor, q: torch.Tensor, w: torch.Tensor, k: int,
 
 
 def check_pool(target: str, target_files: list[str], pool: str, pool_files: list[str]) -> None:
-    """A source pool must be another dataset and share no image with the target: else the target's own images
-    (its val or test ones too) would be borrowed as 'source' data."""
+    """A source pool must be another dataset and share no image file with the target files given (the fixed draw
+    of its train split the bins are fitted on): else the target's own images would be borrowed as 'source' data.
+    The file names are compared, not the pixels: a copy under another name passes."""
     if not pool_files:
         raise ConfigError(f"pool {pool!r} is empty: give a source pool with at least one image")
     if pool == target:

@@ -17,15 +17,13 @@ layer as in the code, or (`frozen_bn`) keep the source's.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..core.backbone import Backbone
-from ..core.config import DEFAULT_WEIGHT_DECAY, RunConfig
+from ..core.config import DEFAULT_WEIGHT_DECAY, RunConfig, share_count
 from ..core.method import BackboneFactory, Built, Method, group, register_method
 from ..errors import ConfigError
 from . import ratio_search
@@ -65,7 +63,7 @@ class Contribution(nn.Module):
 def chosen(score: torch.Tensor, ratio: float) -> torch.Tensor:
     """The mask of the floor(ratio x n) lowest-scored of a tensor's n weights (ties in index order)."""
     flat = torch.zeros(score.numel(), dtype=torch.bool, device=score.device)
-    flat[score.flatten().argsort(stable=True)[:math.floor(ratio * score.numel())]] = True
+    flat[score.flatten().argsort(stable=True)[:share_count(ratio, score.numel())]] = True
     return flat.view(score.shape)
 
 
@@ -100,8 +98,8 @@ def taylor(trainer, model: Contribution) -> dict[str, torch.Tensor]:
 
 
 def fit_head(feats: torch.Tensor, labels: torch.Tensor, classes: int) -> nn.Linear:
-    """A linear head on fixed features by L-BFGS from zero (no random draw), with fine-tuning's weight decay so that
-    separable few-shot features leave it finite."""
+    """A linear head on fixed features by L-BFGS from zero (no random draw), with the study's default weight decay
+    (5e-4, on every dataset) so that separable few-shot features leave it finite."""
     head = nn.Linear(feats.shape[1], classes).to(feats.device)
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)

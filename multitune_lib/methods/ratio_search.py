@@ -12,15 +12,13 @@ to about 2.5x fine-tuning (image passes).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable, NamedTuple
 
 import nevergrad as ng
 import numpy as np
-import torch
 
-from ..core.backbone import conv_layers, create_backbone
-from ..core.config import RunConfig
+from ..core.backbone import conv_layer_sizes, conv_layers
+from ..core.config import RunConfig, share_count
 
 DECIMALS = 3  # a candidate's ratios are rounded, so that asked again it names the same proxy run
 ACCELERATION = 1.5  # c1 = c2, the released code's
@@ -61,11 +59,8 @@ def per_layer(ratios: tuple[float, ...], layers: int) -> list[float]:
 
 def trained_share(backbone: str, ratios: tuple[float, ...]) -> float:
     """The share of the backbone's weights (head aside) the ratios fine-tune: what they train, whatever the ranking."""
-    with torch.random.fork_rng():
-        net = create_backbone(backbone, 1)
-    params = dict(net.named_parameters())
-    sizes = [[params[n].numel() for n in layer] for layer in net.conv_layers()]
-    trained = sum(math.floor(r * n) for r, layer in zip(per_layer(ratios, len(sizes)), sizes) for n in layer)
+    sizes = conv_layer_sizes(backbone)
+    trained = sum(share_count(r, n) for r, layer in zip(per_layer(ratios, len(sizes)), sizes) for n in layer)
     return trained / sum(map(sum, sizes))
 
 
@@ -89,6 +84,7 @@ def search(cfg: RunConfig, proxy: Callable[[RunConfig], dict]) -> tuple[RunConfi
     scored = swarm(score, conv_layers(cfg.backbone), cfg.search_particles, cfg.search_iterations, cfg.seed)
     top = best(scored)
     metrics = {"searched_ratios": " ".join(map(str, top.ratios)), "search_score": top.score,
+               "nevergrad": ng.__version__,
                "trained_share": trained_share(cfg.backbone, top.ratios), "proxy_runs": len(scored),
                "search_minutes": sum(r["metrics"]["train_minutes"] for r in runs.values())}
     record = [{"iteration": s.iteration, "ratios": list(s.ratios), "score": s.score, "digest": runs[s.ratios]["digest"],

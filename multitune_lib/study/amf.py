@@ -23,8 +23,7 @@ THREE = ("A", "B", "finetune")  # the sweep: MultiTune's two settings and plain 
 
 def sweep_row(study: Study) -> tuple[str, int | None]:
     """The row of the K = 3 sweep: the profile's first dataset at its largest few-shot row."""
-    p = study.profile
-    return next(iter(p.datasets)), (p.few_shot_rows or (p.full_row,))[0]
+    return study.profile.first_row()
 
 
 def run(study: Study) -> pd.DataFrame:

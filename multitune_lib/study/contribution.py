@@ -13,6 +13,7 @@ import torch
 
 from ..core.backbone import create_backbone
 from ..core.config import CRITERIA
+from ..core.registry import METHODS
 from ..store import files
 from ..store.checkpoint import load_source
 from .stats import mean_ci, paired_p
@@ -20,21 +21,20 @@ from .study import Study
 from .tables import contrasts, markdown, row_key
 
 AGAINST = [("contribution", "finetune"), ("contribution", "spottune"), ("contribution", "multitune")]
-DEFAULT = "signed_value"
+DEFAULT = METHODS.get("contribution").defaults["criterion"]  # the criterion of the main runs
 
 
 def ablation_row(study: Study) -> tuple[str, int | None]:
     """The criterion ablation's row: the profile's first dataset at its largest few-shot row (imagenet-cpu:
     Aircraft 20)."""
-    p = study.profile
-    return next(iter(p.datasets)), (p.few_shot_rows or (p.full_row,))[0]
+    return study.profile.first_row()
 
 
 def queue(study: Study) -> list[tuple[str, int | None, int, dict]]:
     """What to train, in order: each dataset's largest few-shot row over every seed, the criterion ablation, then
     the other rows seed by seed; (dataset, images per class, seed, settings)."""
     p = study.profile
-    first = [(d, (p.few_shot_rows or (p.full_row,))[0]) for d in p.datasets]
+    first = [p.first_row(d) for d in p.datasets]
     out = [(d, n, seed, {}) for seed in study.seeds for d, n in first]
     dataset, n = ablation_row(study)
     out += [(dataset, n, seed, {"criterion": c}) for c in CRITERIA if c != DEFAULT for seed in study.seeds]

@@ -24,7 +24,7 @@ def queue(study: Study) -> list[tuple[str, int | None, int]]:
     """What to train, in order: the first dataset's largest few-shot row over every seed, then every other row
     seed by seed; (dataset, images per class, seed)."""
     p = study.profile
-    first = (next(iter(p.datasets)), (p.few_shot_rows or (p.full_row,))[0])
+    first = p.first_row()
     return [(*first, seed) for seed in study.seeds] + [
         (d, n, seed) for seed in study.seeds for d in p.datasets for n in p.rows() if p.has_row(d, n)
         and (d, n) != first]
@@ -84,6 +84,7 @@ def borrowed(study: Study, dataset: str, n: int | None, seed: int, show: int = 4
     train, _ = load_splits(cfg, study.data_root)
     more = sj.more_data(cfg, functools.partial(data.load, study.data_root))
     train = data.subset(train, torch.arange(min(show, len(train))))
+    # k neighbours only; k0 1 as the config refuses a list shorter than k0
     near = sj.retrieve(dataclasses.replace(cfg, neighbours=k, k0=1), train, more["edges_on"], more["pool"])
     return train, more["pool"], near
 

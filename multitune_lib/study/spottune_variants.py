@@ -34,7 +34,7 @@ FINETUNE = "fine-tuning"
 def rows(study: Study) -> list[tuple[str, int | None]]:
     """The comparison rows, (dataset, images per class): each dataset's largest few-shot row (imagenet-cpu: 20)."""
     p = study.profile
-    return [(d, (p.few_shot_rows or (p.full_row,))[0]) for d in p.datasets]
+    return [p.first_row(d) for d in p.datasets]
 
 
 def configs(study: Study) -> pd.DataFrame:

@@ -132,7 +132,8 @@ class Study:
     def tally(self) -> str:
         """What `run` did since the last tally, in one line (runs found in the store, trained, and, read-only,
         lacking per method); the count starts again."""
-        found, trained = (sum(o == outcome for o, _, _ in self.log) for outcome in ("found", "trained"))
+        log = set(self.log)  # a run a notebook asks for twice (its queue, then its table) counts once
+        found, trained = (sum(o == outcome for o, _, _ in log) for outcome in ("found", "trained"))
         text = f"{found} run{'s' * (found != 1)} found in the store, {trained} trained"
         if missing := self.lacking():
             text += f"; not in the store and not trained (train=False): {missing}"
@@ -141,7 +142,7 @@ class Study:
 
     def lacking(self) -> str:
         """The runs `run` found missing since the last tally, per method ("AMF 27, SpotTune 3"), or ""."""
-        counts = Counter(label(m) for o, m, _ in self.log if o == "missing")
+        counts = Counter(label(m) for o, m, _ in set(self.log) if o == "missing")
         return ", ".join(f"{m} {n}" for m, n in sorted(counts.items()))
 
     def read_only(self) -> "Study":

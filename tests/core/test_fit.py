@@ -72,6 +72,28 @@ def test_interrupted_run_resumes_to_the_same_history(toy_root, tmp_path):
     assert resumed["metrics"]["best_val_acc"] == whole["metrics"]["best_val_acc"]
 
 
+def test_a_checkpoint_resumes_only_the_config_that_wrote_it(toy_root, tmp_path):
+    cfg = RunConfig(method="finetune", dataset="toy", images_per_class=4, epochs=2, batch_size=8)
+
+    def stop_after_first(row):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit_cpu(cfg, toy_root, tmp_path, on_epoch=stop_after_first)
+    store = ResultsStore(tmp_path)
+    path = store.run_dir(cfg.digest()) / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    assert state["config"] == cfg.resolved().to_dict()
+    state["config"]["ratios"] = [0.5]  # as if a search had found other ratios when the run was set up then
+    torch.save(state, path)
+    with pytest.raises(ConfigError, match=r"trained another config .*\(ratios differ.*delete checkpoint.pt"):
+        fit_cpu(cfg, toy_root, tmp_path)
+    del state["config"]  # a checkpoint written before configs were kept resumes as it did
+    torch.save(state, path)
+    fit_cpu(cfg, toy_root, tmp_path)
+    assert store.finished(cfg.digest()) is not None and store.history()["epoch"].tolist() == [1, 2]
+
+
 def test_same_seed_same_history_and_finished_run_not_recomputed(toy_root, tmp_path, monkeypatch, capsys):
     cfg = RunConfig(method="l2sp", dataset="toy", images_per_class=3, epochs=2, batch_size=6, seed=3)
     first = fit_cpu(cfg, toy_root, tmp_path / "a")

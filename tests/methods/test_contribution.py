@@ -206,3 +206,24 @@ def test_hold_out_takes_a_seeded_share_of_each_class_and_refuses_an_empty_class(
     lone = data.Split(split.images[:4], torch.tensor([0, 1, 1, 1]), 2, list("abcd"))
     with pytest.raises(DataError, match=r"holdout 0.2 leaves class 1 \(1 image\) without a training image"):
         data.hold_out(lone, 0.2, seed=0)
+
+
+def test_a_share_is_counted_whole_despite_binary_rounding():
+    assert int(method.chosen(torch.arange(100.0), 0.57).sum()) == 57  # 0.57 x 100 is 56.99999... in binary
+    split = data.Split(torch.zeros(100, 3, 4, 4, dtype=torch.uint8), torch.zeros(100, dtype=torch.long), 1,
+                       [str(i) for i in range(100)])
+    assert len(data.hold_out(split, 0.58, seed=0)[1]) == 58
+
+
+def test_holdout_with_a_search_is_refused_as_its_proxies_would_train_on_the_held_out_images():
+    with pytest.raises(ConfigError, match="holdout with contribution's search.*give ratios, or drop holdout"):
+        RunConfig(method="contribution", dataset="aircraft", holdout=0.2)
+    RunConfig(method="contribution", dataset="aircraft", holdout=0.2, ratios=(0.5,))  # no search, no overlap
+
+
+def test_with_ratios_given_the_search_budget_is_not_part_of_the_run():
+    given = RunConfig(method="contribution", dataset="aircraft", ratios=(0.5,))
+    assert dataclasses.replace(given, search_particles=9, proxy_epochs=4, search_holdout=0.5).digest() == \
+        given.digest()  # a proxy of a longer search is the proxy of a shorter one
+    searched = RunConfig(method="contribution", dataset="aircraft")
+    assert dataclasses.replace(searched, search_particles=9).digest() != searched.digest()

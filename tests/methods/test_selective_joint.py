@@ -39,6 +39,12 @@ def test_without_a_pool_or_with_lambda_0_it_is_plain_fine_tuning_on_the_same_see
     assert h[0].equals(h[1])
 
 
+def test_l2sp_reaches_the_source_head_made_once_the_pool_is_known(two_root):
+    t = trainer(two_root, beta=0.01)
+    assert any(p is t.model.source_fc.weight for p in t.reg.new)
+    assert not any(p is t.model.source_fc.weight for p in t.reg.source)
+
+
 def test_the_joint_loss_is_target_ce_plus_lambda_source_ce():
     model = sj.SelectiveJoint(None, classes=3, joint=True, source_weight=0.5).train()
     out, y = torch.randn(4, 3 + 5), torch.tensor([0, 2, 3 + 4, 3 + 0])
