@@ -131,9 +131,10 @@ def pending(study: Study, plan: Callable[[Study], object]) -> str:
     per method: what runs now with `train`, or stays out without it. `plan` runs on a read-only copy."""
     dry = study.read_only()
     plan(dry)
-    found = [d for o, _, d in dry.log if o == "found"]
+    log = set(dry.log)  # a run asked for twice (a queue, then a table) is one run
+    found = [d for o, _, d in log if o == "found"]
     held = f"The results store ({paths.relative(study.results)}) holds {len(found)} of this section's " \
-           f"{len(dry.log)} runs" + (f" ({precision(study, found)})" if found else "")
+           f"{len(log)} runs" + (f" ({precision(study, found)})" if found else "")
     if not (lacking := dry.lacking()):
         return held + ": nothing trains."
     if study.train:
