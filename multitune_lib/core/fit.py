@@ -124,10 +124,10 @@ def train(cfg: RunConfig, digest: str, store: ResultsStore, splits, source, how:
 def check_resumes(state: dict, cfg: RunConfig, where: Path) -> None:
     """A checkpoint resumes only the training it was written by: the config it trained (with what a search found
     in it) must be the one set up now, or its weights would load into other masks and parameter groups."""
-    then = state.get("config")  # checkpoints written before the config was kept in them have none
-    if then is None or then == cfg.to_dict():
+    then, now = state.get("config"), cfg.to_dict()  # checkpoints written before configs were kept in them have none
+    if then is None or then == now:
         return
-    fields = ", ".join(k for k in then if then[k] != cfg.to_dict().get(k))
+    fields = ", ".join(k for k in then if then[k] != now.get(k))
     raise ConfigError(f"the checkpoint in {where} trained another config than this run sets up now ({fields} differ: "
                       "a search that finds otherwise, say after a library upgrade): delete checkpoint.pt there to "
                       "train the run from the start")
