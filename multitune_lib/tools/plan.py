@@ -5,6 +5,7 @@ size, timed now; runs the store holds finished cost nothing."""
 from __future__ import annotations
 
 import heapq
+import sys
 
 import pandas as pd
 
@@ -67,8 +68,14 @@ def speeds(study: Study, methods, device, steps: int, precision: str, batch: int
     """method -> (train, evaluation) images/s: measured by the store's finished runs where it has some, else timed
     now on `device` at the profile's settings (a busy machine times slow)."""
     p, known = study.profile, measured(study)
-    return {m: known.get(m) or bench.ours(m, device, batch, steps, precision, False, p.backbone, p.input_size)
-            for m in methods}
+    return {m: known.get(m) or timed(m, device, batch, steps, precision, p) for m in methods}
+
+
+def timed(method: str, device, batch: int, steps: int, precision: str, p) -> tuple[float, float]:
+    """`bench.ours` at the profile's settings, said first on stderr: a slow CPU takes minutes over it."""
+    print(f"timing {method} on {device}: the store has no finished run of it to read its speed from",
+          file=sys.stderr, flush=True)
+    return bench.ours(method, device, batch, steps, precision, False, p.backbone, p.input_size)
 
 
 def plan(study: Study, device=None, steps: int = 3, precision: str = "auto", batch: int | None = None,

@@ -10,6 +10,8 @@ def test_plan_counts_images_and_minutes_and_skips_finished_runs(toy_root, tmp_pa
     study = Study("tiny", toy_root, results=tmp_path, device="cpu")
     finish(study, study.config("multitune", "toy", 1, 1))
     everything = plan.plan(study, "cpu", steps=1, batch=8)
+    said = capsys.readouterr().err  # each speed timed now is said before its minutes of waiting
+    assert "timing finetune on cpu: the store has no finished run of it" in said and "timing spottune" in said
     df = everything[everything["part"] == "profile"]
     assert len(df) == 8 and df["done"].sum() == 1  # 2 methods x 2 rows x 2 seeds
     extra = everything[everything["part"] == "ablation"]  # notebook 06 on toy, 2 per class: what the profile lacks
@@ -74,6 +76,7 @@ def test_plan_of_a_selection_holds_only_its_runs_and_refuses_rows_the_profile_la
     df = plan.plan(study, "cpu", steps=1, batch=8, selection=study.selection(rows=["1"], methods=["finetune"]))
     assert len(df) == 2 and set(df["part"]) == {"selected"} and (df["images_per_class"] == 1).all()
     assert set(df["method"]) == {"finetune"} and (df["minutes"] > 0).all()
+    assert capsys.readouterr().err.count("timing ") == 1  # the one method selected is timed
     monkeypatch.setattr(plan.bench, "ours", None)  # refused before any timing
     assert cli.main(["plan", "--profile", "tiny", "--rows", "5", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
