@@ -151,10 +151,10 @@ def names(moves: pd.DataFrame) -> str:
     return f" ({'; '.join(items)})" if items else ""
 
 
-def variants(table: pd.DataFrame) -> str:
-    """Notebook 07: per SpotTune variant, its accuracy on each comparison row, and on how many rows it lies above,
-    within or below fine-tuning and the all-routing runs (each difference's own 95% interval, paired by seed).
-    `table` is `spottune_variants.comparison`'s."""
+def variants(table: pd.DataFrame, where: str = "comparison row") -> str:
+    """Notebook 07: per SpotTune variant, its accuracy on each row (`where` names them), and on how many rows it
+    lies above, within or below fine-tuning and the all-routing runs (each difference's own 95% interval, paired by
+    seed). `table` is `spottune_variants.comparison`'s."""
     said = []
     for variant, rows in table.groupby("variant", sort=False):
         run = rows[rows["seeds"] > 0]
@@ -167,7 +167,7 @@ def variants(table: pd.DataFrame) -> str:
         accs = ", ".join(f"{percent_of(r.acc_pct, r.acc_ci95, r.seeds)} on {r.dataset}, "
                          f"{row_name(r.images_per_class)}" for r in run.itertuples())
         said.append(f"{variant}: {accs}" + (f"; {', '.join(sides)}" if sides else ""))
-    return ("Final-epoch accuracy per comparison row; each difference is paired by seed and read by its own 95% "
+    return (f"Final-epoch accuracy per {where}; each difference is paired by seed and read by its own 95% "
             "interval. " + ". ".join(s[:1].upper() + s[1:] for s in said) + ".")
 
 
@@ -177,13 +177,16 @@ def percent_of(mean: float, half: float, seeds: int) -> str:
 
 
 def sides_of(diff: pd.Series, half: pd.Series) -> str:
-    """'higher on 1, within on 1 and lower on 0 of 2 rows' ('no interval yet' where a row has one seed)."""
+    """'higher on 1, within on 1 and lower on 0 of 2 rows' over the rows with an interval, and how many have one
+    seed (no interval yet); only the mean where no row has an interval."""
     d, h = diff.dropna(), half.reindex(diff.dropna().index)
     if h.isna().all():
         return f"{d.mean():+.1f} points on average (one seed: no interval yet)"
+    bare = int(h.isna().sum())
+    d, h = d[h.notna()], h[h.notna()]
     higher, lower = int((d - h > 0).sum()), int((d + h < 0).sum())
     return (f"higher on {higher}, within its interval on {len(d) - higher - lower} and lower on {lower} of "
-            f"{plural(len(d), 'row')}")
+            f"{plural(len(d), 'row')}" + (f" with an interval ({plural(bare, 'row')} with one seed)" if bare else ""))
 
 
 def contrasts_said(against: pd.DataFrame) -> list[str]:

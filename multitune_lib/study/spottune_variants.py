@@ -16,18 +16,22 @@ import pandas as pd
 import seaborn as sns
 
 from ..store import files
+from .conclusions import row_name
 from .figures import method_style, save_fig
 from .stats import mean_ci, paired_p, t_interval
 from .study import Study
-from .tables import markdown, row_key
+from .tables import markdown, row_key, shown
 
 ALL = "route all, quarter-width policy"
+RESIDUAL = "route residual"
 # Each variant as the SpotTune config fields it sets; ALL is what the imagenet-cpu profile trained first.
 VARIANTS = {
     ALL: {"route": "all"},
-    "route residual": {"route": "residual"},
+    RESIDUAL: {"route": "residual"},
     "route all, full-width policy": {"route": "all", "policy_width": 1.0},
 }
+# The two routing scopes at the quarter width, compared on every row of the profile, not only the comparison rows
+SCOPES = {v: VARIANTS[v] for v in (ALL, RESIDUAL)}
 FINETUNE = "fine-tuning"
 
 
@@ -37,15 +41,28 @@ def rows(study: Study) -> list[tuple[str, int | None]]:
     return [p.first_row(d) for d in p.datasets]
 
 
-def configs(study: Study) -> pd.DataFrame:
-    """Every (variant, dataset, row, seed) with its digest, and fine-tuning's main run beside each row and seed."""
+def every_row(study: Study) -> list[tuple[str, int | None]]:
+    """Every (dataset, images per class) row of the profile, in its tables' order."""
+    p = study.profile
+    return [(d, n) for d in p.datasets for n in p.rows() if p.has_row(d, n)]
+
+
+def configs(study: Study, where: list[tuple] | None = None, variants: dict = VARIANTS) -> pd.DataFrame:
+    """Every (variant, dataset, row, seed) with its digest, and fine-tuning's main run beside each row and seed;
+    `where` the rows (default: the comparison rows)."""
     out = []
     for seed in study.seeds:
-        for dataset, n in rows(study):
+        for dataset, n in where or rows(study):
             out.append(entry(study, FINETUNE, "finetune", dataset, n, seed, {}))
-            for variant, settings in VARIANTS.items():
+            for variant, settings in variants.items():
                 out.append(entry(study, variant, "spottune", dataset, n, seed, settings))
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).astype({"images_per_class": "Int64"})  # the whole row stays missing, not a float
+
+
+def scopes(study: Study) -> pd.DataFrame:
+    """The two routing scopes and fine-tuning on every row and seed, read from the store (the study trains the
+    profile's own SpotTune on every row; the other scope is there where the profile trained it before)."""
+    return results(study, configs(study, every_row(study), SCOPES))
 
 
 def entry(study: Study, variant: str, method: str, dataset: str, n: int | None, seed: int, settings: dict) -> dict:
@@ -85,7 +102,7 @@ def comparison(res: pd.DataFrame, measure: str = "final_pct") -> pd.DataFrame:
     """Per row and SpotTune variant: its mean with 95% interval, and paired by seed its difference from the
     all-routing quarter-width runs and from fine-tuning, each with its interval and t-test p-value."""
     out = []
-    for (dataset, n), rows in res.groupby(["dataset", "images_per_class"], sort=False):
+    for (dataset, n), rows in res.groupby(["dataset", "images_per_class"], sort=False, dropna=False):
         wide = rows.pivot_table(index="seed", columns="variant", values=measure, dropna=False)
         for variant in VARIANTS:
             if variant not in wide:
@@ -108,9 +125,9 @@ def reading(table: pd.DataFrame) -> list[str]:
     said = []
     for r in table[table["variant"] != ALL].itertuples():
         if r.seeds == 0:
-            said.append(f"{r.dataset} {r.images_per_class}: {r.variant} not run yet")
+            said.append(f"{r.dataset} {row_name(r.images_per_class)}: {r.variant} not run yet")
             continue
-        said.append(f"{r.dataset} {r.images_per_class}: {r.variant} {r.acc_pct:.1f}% "
+        said.append(f"{r.dataset} {row_name(r.images_per_class)}: {r.variant} {r.acc_pct:.1f}% "
                     f"({r.seeds} seed{'s' if r.seeds > 1 else ''}); minus {ALL} "
                     f"{verdict(r.vs_all_pct, r.vs_all_ci95)}; minus fine-tuning "
                     f"{verdict(r.vs_finetune_pct, r.vs_finetune_ci95)}")
@@ -126,30 +143,31 @@ def verdict(mean: float, half: float) -> str:
     return f"{mean:+.2f} ± {half:.2f} points ({side})"
 
 
-def figure(res: pd.DataFrame, measure: str = "final_pct"):
-    """Per comparison row, each variant's and fine-tuning's accuracy: per-seed dots, mean and 95% t-interval, in
-    SpotTune's and fine-tuning's colours."""
-    rows = res.dropna(subset=[measure]).assign(row=lambda d: d["dataset"] + " " + d["images_per_class"].astype(str))
-    order = [FINETUNE, *VARIANTS]
+def figure(res: pd.DataFrame, measure: str = "final_pct", variants: dict = VARIANTS, wrap: int | None = None):
+    """Per row, each variant's and fine-tuning's accuracy: per-seed dots, mean and 95% t-interval, in SpotTune's and
+    fine-tuning's colours; `wrap` facets a line."""
+    rows = res.dropna(subset=[measure]).assign(
+        row=lambda d: d["dataset"] + ", " + d["images_per_class"].map(row_name))
+    order = [FINETUNE, *variants]
     colours = {v: method_style("finetune" if v == FINETUNE else "spottune")["color"] for v in order}
-    grid = sns.FacetGrid(rows, col="row", sharex=False, height=2.6, aspect=1.9)
+    grid = sns.FacetGrid(rows, col="row", col_wrap=wrap, sharex=False, height=2.6, aspect=1.9)
     grid.map_dataframe(sns.pointplot, y="variant", x=measure, order=order, hue="variant", hue_order=order,
                        palette=colours, legend=False, errorbar=t_interval, linestyle="none", capsize=0.2)
     grid.map_dataframe(sns.stripplot, y="variant", x=measure, order=order, color="grey", size=3, jitter=False)
-    grid.set_titles("{col_name} images per class")
+    grid.set_titles("{col_name}")
     grid.set_axis_labels("final-epoch validation accuracy (%)", "")
     grid.figure.suptitle("mean and 95% t-interval over seeds; dots: seeds", fontsize=9, y=1.02)
     return grid.figure
 
 
-def write(table: pd.DataFrame, res: pd.DataFrame, fig, folder: Path) -> list[Path]:
-    """spottune_variants.csv and .md (the comparison), spottune_variants_runs.csv (every variant, row and seed)
-    and spottune_variants.png and .pdf into `folder`."""
+def write(table: pd.DataFrame, res: pd.DataFrame, fig, folder: Path, name: str = "spottune_variants") -> list[Path]:
+    """<name>.csv and .md (the comparison), <name>_runs.csv (every variant, row and seed) and <name>.png and .pdf
+    into `folder`; `name` spottune_scopes for the comparison of `scopes`."""
     folder.mkdir(parents=True, exist_ok=True)
-    files.write_text(folder / "spottune_variants.csv", table.to_csv(index=False))
-    files.write_text(folder / "spottune_variants.md", markdown(table))
-    runs = res.drop(columns=["settings"]).sort_values(["dataset", "variant", "seed"], kind="stable")
-    files.write_text(folder / "spottune_variants_runs.csv", runs.to_csv(index=False))
-    save_fig(fig, folder, "spottune_variants", bbox_inches="tight")
+    files.write_text(folder / f"{name}.csv", shown(table).to_csv(index=False))
+    files.write_text(folder / f"{name}.md", markdown(shown(table)))
+    runs = shown(res.drop(columns=["settings"])).sort_values(["dataset", "variant", "seed"], kind="stable")
+    files.write_text(folder / f"{name}_runs.csv", runs.to_csv(index=False))
+    save_fig(fig, folder, name, bbox_inches="tight")
     plt.close(fig)
-    return [folder / f"spottune_variants{e}" for e in (".csv", ".md", "_runs.csv", ".png", ".pdf")]
+    return [folder / f"{name}{e}" for e in (".csv", ".md", "_runs.csv", ".png", ".pdf")]
