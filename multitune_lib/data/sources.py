@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import DataError
 
 HOW_TO_GET_DATA = (
-    "Install the Decathlon data with `python -m multitune_lib data install --from ../shared/decathlon` "
+    "Install the Decathlon data with `python -m multitune_lib data install --from DIR` (DIR holding the Decathlon archives) "
     "(or `--download` for the official archives), or pass the folder that holds annotations/ and data/."
 )
 

@@ -260,9 +260,10 @@ def listed(rows: pd.DataFrame) -> str:
     return f" ({'; '.join(items)})" if items else ""
 
 
-def verdict_reading(v: pd.DataFrame, what: str = "MultiTune minus SpotTune") -> str:
+def verdict_reading(v: pd.DataFrame, what: str = "MultiTune minus SpotTune", adjusted_over: int | None = None) -> str:
     """The final-epoch rows of a `tables.verdict` table by their own 95% interval (above 0, around it, below), the
-    rows where the first method is ahead in every seed, and those Holm's adjustment keeps below 0.05."""
+    rows where the first method is ahead in every seed, and those Holm's adjustment keeps below 0.05 (made over
+    `adjusted_over` rows where `v` is a selection of the table's)."""
     f = v[v["measure"] == "final"] if "measure" in v else v
     if f.empty:
         return f"{what}: no row has runs of both yet."
@@ -271,10 +272,11 @@ def verdict_reading(v: pd.DataFrame, what: str = "MultiTune minus SpotTune") -> 
     above, below = f[f["diff_pct"] - f["ci95_pct"] > 0], f[f["diff_pct"] + f["ci95_pct"] < 0]
     within = f.drop(index=above.index.union(below.index))
     held, every = f[f["p_holm"] < 0.05], f[(f["ahead"] == f["seeds"]) & (f["seeds"] > 1)]
+    over = "the rows" if adjusted_over in (None, len(f)) else f"all {adjusted_over} rows of the verdict"
     return (f"{what} at the final epoch, paired by seed: above 0 beyond its 95% interval on {len(above)} of "
             f"{plural(len(f), 'row')}{listed(above)}, around 0 on {len(within)}{listed(within)} and below on "
             f"{len(below)}{listed(below)}; {what.split(' minus ')[0]} is ahead in every seed on {len(every)}; after "
-            f"Holm's adjustment over the rows, {len(held)} {stay(len(held))} below 0.05{listed(held)}.")
+            f"Holm's adjustment over {over}, {len(held)} {stay(len(held))} below 0.05{listed(held)}.")
 
 
 def stay(n: int) -> str:
@@ -298,7 +300,8 @@ def few_shot(study: Study, runs: pd.DataFrame, v: pd.DataFrame) -> str:
                  if m in acc[top] and m in acc[low]]
         said.append(f"On {study.profile.label(dataset)} the best method is {' and '.join(lead)}"
                     + (f"; between the two, {' and '.join(falls)}" if falls and top != low else "") + ".")
-    return " ".join(said + [verdict_reading(v[v["images_per_class"].isin(rows)])])
+    final = v[v["measure"] == "final"] if "measure" in v else v
+    return " ".join(said + [verdict_reading(v[v["images_per_class"].isin(rows)], adjusted_over=len(final))])
 
 
 def table3(v: pd.DataFrame, why: pd.DataFrame) -> str:

@@ -80,7 +80,7 @@ def add_data(sub) -> None:
     p = data.add_parser("install", help="unpack the Decathlon archives into the ignored data folder")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--from", type=Path, help="folder holding decathlon-1.0-devkit.tar.gz and the dataset tars "
-                     "(e.g. ../shared/decathlon) or the official decathlon-1.0-data.tar.gz")
+                     "(aircraft.tar, cifar100.tar) or the official decathlon-1.0-data.tar.gz")
     src.add_argument("--download", type=Path, metavar="DIR",
                      help="download the official archives into DIR first (needs internet, several GB)")
     p.add_argument("--dest", type=Path, default=paths.data_dir() / "decathlon", help="where to unpack")

@@ -165,7 +165,7 @@ def install(src: str | Path, dest: str | Path) -> Path:
     src, dest = Path(src), Path(dest)
     if not src.is_dir():
         raise DataError(f"{src} is not a folder. Give the folder holding {DEVKIT} and the dataset tars "
-                        "(e.g. ../shared/decathlon), or use --download.")
+                        "(aircraft.tar, cifar100.tar), or use --download.")
     if not (src / DEVKIT).exists():
         raise DataError(f"{src / DEVKIT} is missing: the devkit holds the annotations. "
                         f"Get it from {OFFICIAL[DEVKIT]}.")

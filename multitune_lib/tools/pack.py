@@ -1,5 +1,6 @@
 """`data pack`: exactly the images one part of a profile needs, as one zip in an ignored folder, so the part can
-travel to a machine without the Decathlon archives (the GPU machine takes 64 MiB at most). JPEG bytes are stored as
+travel to a machine without the Decathlon archives (a remote runner that copies a working tree may cap what it
+carries: 64 MiB here). JPEG bytes are stored as
 they are (no recompression, no tar padding); the annotation files ride along deflated. The data layer reads a pack
 as a Decathlon root: pass its path wherever a data root goes."""
 from __future__ import annotations
@@ -13,7 +14,7 @@ from ..store import files
 from ..study import profiles
 from .pretrain import pretrain_config
 
-CARRY_LIMIT = 64 * 2**20  # what the device tool carries in all
+CARRY_LIMIT = 64 * 2**20  # a pack this size or smaller travels with a working tree to a remote GPU runner
 
 
 def parts(profile: profiles.Profile) -> dict[str, list[tuple]]:
@@ -55,5 +56,5 @@ def pack_part(profile: str, part: str, out: str | Path | None = None, root=None,
     out = Path(out or paths.data_dir() / "packs" / f"{p.name}-{part}.zip")
     info = pack(root or paths.default_data_root(), available[part], out, seeds or p.seeds)
     print(f"{out}: {info['images']} images, {info['bytes'] / 2**20:.1f} MiB"
-          + ("" if info["fits_carry"] else " (over the 64 MiB the device tool carries: split the part)"))
+          + ("" if info["fits_carry"] else " (over the 64 MiB a working tree can carry to a remote runner: split the part)"))
     return info

@@ -79,6 +79,8 @@ def test_the_verdict_reading_counts_rows_by_their_interval_and_what_holm_keeps()
         "(Aircraft, whole dataset: +10.9 ± 3.4), around 0 on 1 (Aircraft, 20 per class: +3.1 ± 3.3) and below on 1 "
         "(CIFAR100, 20 per class: -2.0 ± 1.0); MultiTune is ahead in every seed on 1; after Holm's adjustment over "
         "the rows, 1 stays below 0.05 (Aircraft, whole dataset: +10.9 ± 3.4).")
+    few = conclusions.verdict_reading(v.iloc[1:], adjusted_over=3)  # a selection says over how many Holm adjusted
+    assert few.endswith("after Holm's adjustment over all 3 rows of the verdict, 0 stay below 0.05.")
     one = v.assign(seeds=1, ci95_pct=float("nan"), p_holm=float("nan")).iloc[:1]
     assert conclusions.verdict_reading(one) == ("MultiTune minus SpotTune at the final epoch, one seed and so no "
                                                 "interval yet (Aircraft, whole dataset: +10.9).")
