@@ -1,4 +1,4 @@
-# Fresh machine: `make test` or `make study`. torch is pinned here (the wheels lie on this machine's disk);
+# Fresh machine: `make test` or `make study`. torch is pinned here, so an install is repeatable;
 # pyproject.toml declares ranges so other machines keep their own torch.
 PYTHON ?= python3
 VENV := .venv
