@@ -49,6 +49,9 @@ class Method:
     # (resolved config, train images) -> (training, evaluation) image passes a run costs beyond its epochs'
     # training and validation: what `plan` adds for a search
     extra_work: Callable[[RunConfig, int], tuple[int, int]] | None = None
+    # True: extra_work is work inside the run's epochs that `bench`'s step (at `timed`) leaves out, so a speed
+    # measured on the method's own runs holds it already (selective joint's source half)
+    extra_in_epochs: bool = False
     timed: dict = field(default_factory=dict)  # settings `bench` times a step with, where the search would set them
     # Data beyond the run's splits: (resolved config, load(dataset, split)) -> {name: Split}, given to the trainer
     more_data: Callable[[RunConfig, Callable], dict] | None = None

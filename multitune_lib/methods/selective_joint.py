@@ -186,6 +186,6 @@ register_method(Method(
     dict(lr=0.1, milestones=(20, 50, 80), alpha=None, pool="auto", pool_classes=None, descriptor="lite0", bins=retrieval.BINS, k0=20,
          neighbours=100, rounds=2, entropy_threshold=0.5, source_weight=1.0),
     colour="tab:cyan", more_data=more_data, prepare=prepare, train_epoch=train_epoch, loss=joint_loss,
-    train_metrics=record, extra_work=extra_work,
+    train_metrics=record, extra_work=extra_work, extra_in_epochs=True,
     timed={"pool": "none"},  # a step costs fine-tuning's per image; extra_work counts the source half
     about="fine-tuning on the target and on source images retrieved by low-level similarity, two heads"))

@@ -26,13 +26,20 @@ def sweep_row(study: Study) -> tuple[str, int | None]:
     return study.profile.first_row()
 
 
-def run(study: Study) -> pd.DataFrame:
-    """Train what the store lacks: AMF on every row, then the K = 3 sweep; returns the main runs' metrics."""
-    runs = study.run_all(["amf"], study.profile.rows())
+def queue(study: Study) -> list[tuple[str, int | None, int, dict]]:
+    """What to train, in order: each dataset's largest few-shot row over every seed (the headline comparisons),
+    the other rows seed by seed, then the K = 3 sweep; (dataset, images per class, seed, settings)."""
+    first = [study.profile.first_row(d) for d in study.profile.datasets]
     dataset, n = sweep_row(study)
-    for seed in study.seeds:
-        study.run("amf", dataset, n, seed, amf_settings=THREE)
-    return runs
+    return [(d, m, seed, {}) for d, m, seed in study.queue(first)] + [
+        (dataset, n, seed, {"amf_settings": THREE}) for seed in study.seeds]
+
+
+def run(study: Study) -> pd.DataFrame:
+    """Train what the store lacks (`queue`); returns the main runs' metrics."""
+    for dataset, n, seed, settings in queue(study):
+        study.run("amf", dataset, n, seed, **settings)
+    return study.run_all(["amf"], study.profile.rows())
 
 
 def against(study: Study) -> pd.DataFrame:

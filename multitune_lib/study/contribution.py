@@ -33,14 +33,11 @@ def ablation_row(study: Study) -> tuple[str, int | None]:
 def queue(study: Study) -> list[tuple[str, int | None, int, dict]]:
     """What to train, in order: each dataset's largest few-shot row over every seed, the criterion ablation, then
     the other rows seed by seed; (dataset, images per class, seed, settings)."""
-    p = study.profile
-    first = [p.first_row(d) for d in p.datasets]
-    out = [(d, n, seed, {}) for seed in study.seeds for d, n in first]
+    first = [study.profile.first_row(d) for d in study.profile.datasets]
+    main = [(d, n, seed, {}) for d, n, seed in study.queue(first)]
     dataset, n = ablation_row(study)
-    out += [(dataset, n, seed, {"criterion": c}) for c in CRITERIA if c != DEFAULT for seed in study.seeds]
-    out += [(d, n, seed, {}) for seed in study.seeds for d in p.datasets for n in p.rows()
-            if p.has_row(d, n) and (d, n) not in first]
-    return out
+    criteria = [(dataset, n, seed, {"criterion": c}) for c in CRITERIA if c != DEFAULT for seed in study.seeds]
+    return main[:len(first) * len(study.seeds)] + criteria + main[len(first) * len(study.seeds):]
 
 
 def run(study: Study) -> pd.DataFrame:
@@ -73,9 +70,10 @@ def cost(study: Study, rec: pd.DataFrame) -> pd.DataFrame:
     if rec.empty:
         return pd.DataFrame()
     rec = rec[rec["main"]]
-    ft = runs[runs["main"] & (runs["method"] == "finetune")].set_index(["dataset", "images_per_class", "seed"])
     keys = ["dataset", "images_per_class", "seed"]
-    rec = rec.join(ft["train_minutes"].rename("finetune_minutes"), on=keys)
+    ft = runs[runs["main"] & (runs["method"] == "finetune")][[*keys, "train_minutes"]]
+    # a merge, not a join: the whole-dataset row's missing images_per_class must match itself
+    rec = rec.merge(ft.rename(columns={"train_minutes": "finetune_minutes"}), on=keys, how="left")
     out = rec.groupby(["dataset_label", "images_per_class"], dropna=False, sort=False).agg(
         seeds=("seed", "size"), acc_pct=("final_pct", "mean"), trained_share=("trained_share", "mean"),
         search_minutes=("search_minutes", "mean"), final_minutes=("train_minutes_final", "mean"),

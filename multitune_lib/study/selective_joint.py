@@ -23,11 +23,7 @@ AGAINST = [("selective_joint", "finetune"), ("selective_joint", "spottune"), ("s
 def queue(study: Study) -> list[tuple[str, int | None, int]]:
     """What to train, in order: the first dataset's largest few-shot row over every seed, then every other row
     seed by seed; (dataset, images per class, seed)."""
-    p = study.profile
-    first = p.first_row()
-    return [(*first, seed) for seed in study.seeds] + [
-        (d, n, seed) for seed in study.seeds for d in p.datasets for n in p.rows() if p.has_row(d, n)
-        and (d, n) != first]
+    return study.queue([study.profile.first_row()])
 
 
 def run(study: Study) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pandas as pd
 from .. import data, env
 from ..core.config import BATCH_SIZE, RunConfig
 from ..core.registry import METHODS
-from ..study import Study, ablation
+from ..study import Study, ablation, amf, contribution
 from . import bench
 
 REFERENCE = "finetune"  # the step a device's speed is given for: one ResNet-26 (or Lite0) fine-tuning step
@@ -39,13 +39,30 @@ def eta_sweep(study: Study) -> pd.DataFrame:
         dataset=dataset, images_per_class=p.full_row)
 
 
+# The methods whose notebooks train runs beyond their main ones: AMF's K = 3 sweep (08), contribution's criteria (10)
+SWEEPS = {"amf": amf.queue, "contribution": contribution.queue}
+
+
+def method_sweeps(study: Study) -> pd.DataFrame:
+    """The runs of the profile's methods' own sweeps (`SWEEPS`): every queued run that sets more than the profile."""
+    rows = []
+    for method, queue in SWEEPS.items():
+        for dataset, n, seed, settings in queue(study) if method in study.methods else []:
+            if settings:
+                cfg = study.config(method, dataset, n, seed, source_sha256=study.source_sha256, **settings)
+                rows.append({"method": method, "dataset": dataset, "images_per_class": n, "seed": seed,
+                             "config": cfg.resolved(), "digest": cfg.digest()})
+    return pd.DataFrame(rows, columns=["method", "dataset", "images_per_class", "seed", "config", "digest"])
+
+
 def runs_to_plan(study: Study) -> pd.DataFrame:
-    """Every run the notebooks train, each once: the profile's (Table 3), then those of the eta sweep (02) and of the
-    ablation (06) that are not among them."""
+    """Every run the notebooks train, each once: the profile's (Table 3), then those of the eta sweep (02), of the
+    ablation (06) and of the methods' own sweeps (08, 10) that are not among them."""
     dataset, images_per_class = study.profile.ablation_row()
     extra = ablation.configs(study, dataset, images_per_class).assign(dataset=dataset,
                                                                       images_per_class=images_per_class)
-    parts = [eta_sweep(study).assign(part="eta sweep"), extra.assign(part="ablation")]
+    parts = [eta_sweep(study).assign(part="eta sweep"), extra.assign(part="ablation"),
+             method_sweeps(study).assign(part="method sweeps")]
     parts = [x.assign(done=x["digest"].map(lambda d: study.store.finished(d) is not None)) for x in parts]
     runs = pd.concat([study.planned().assign(part="profile"), *parts], ignore_index=True)
     return runs.drop_duplicates("digest").reset_index(drop=True)
@@ -64,11 +81,22 @@ def measured(study: Study) -> dict[str, tuple[float, float]]:
     return {method: (g["train"].median(), g["evaluate"].median()) for method, g in h.groupby("method")}
 
 
-def speeds(study: Study, methods, device, steps: int, precision: str, batch: int) -> dict[str, tuple[float, float]]:
-    """method -> (train, evaluation) images/s: measured by the store's finished runs where it has some, else timed
-    now on `device` at the profile's settings (a busy machine times slow)."""
-    p, known = study.profile, measured(study)
-    return {m: known.get(m) or timed(m, device, batch, steps, precision, p) for m in methods}
+def speeds(study: Study, methods, device, steps: int, precision: str, batch: int,
+           known: dict | None = None) -> dict[str, tuple[float, float]]:
+    """method -> (train, evaluation) images/s: measured by the store's finished runs where it has some (`known`,
+    default `measured`), else timed now on `device` at the profile's settings (a busy machine times slow)."""
+    known = measured(study) if known is None else known
+    return {m: known.get(m) or timed(m, device, batch, steps, precision, study.profile) for m in methods}
+
+
+def beyond_epochs(method: str, cfg: RunConfig, train: int, known: dict) -> tuple[int, int]:
+    """The image passes `plan` adds to a run's epochs (`Method.extra_work`): a search's proxies always; work inside
+    the epochs that `bench` leaves out (`extra_in_epochs`) only where the speed was timed, since a speed measured on
+    the method's runs (`known`) holds it already."""
+    m = METHODS.get(method)
+    if m.extra_work is None or (m.extra_in_epochs and method in known):
+        return 0, 0
+    return m.extra_work(cfg, train)
 
 
 def timed(method: str, device, batch: int, steps: int, precision: str, p) -> tuple[float, float]:
@@ -92,15 +120,15 @@ def plan(study: Study, device=None, steps: int = 3, precision: str = "auto", bat
     counts = [(images(study, r.config, "train"), images(study, r.config, "val"))
               for r in runs.itertuples()]  # first, so that missing data fails before the timing
     methods = {*runs["method"], *([REFERENCE] if gpu_speed else [])}
-    speed = speeds(study, sorted(methods), device, steps, precision, batch or BATCH_SIZE)
+    known = measured(study)
+    speed = speeds(study, sorted(methods), device, steps, precision, batch or BATCH_SIZE, known)
     rows = []
     for r, (train, val) in zip(runs.itertuples(), counts):
         cfg: RunConfig = r.config
         evals, whole = len(cfg.validated()), len(cfg.validated_on_whole())
         validated = (evals - whole) * min(cfg.curve_val_images or val, val) + whole * val
         tps, eps = speed[r.method]
-        work = METHODS.get(r.method).extra_work
-        more_train, more_eval = work(cfg, train) if work else (0, 0)  # a search's proxies, counted with the run
+        more_train, more_eval = beyond_epochs(r.method, cfg, train, known)
         minutes = ((cfg.epochs * train + more_train) / tps + (validated + more_eval) / eps) / 60
         rows.append({"part": r.part, "digest": r.digest, "method": r.method, "dataset": r.dataset, "images_per_class": r.images_per_class,
                      "seed": r.seed, "train_images": train, "epochs": cfg.epochs, "validations": evals,

@@ -1,6 +1,7 @@
-"""Parameter contribution and selective joint fine-tuning in the study: what trains first, and the tables read
+"""AMF, parameter contribution and selective joint fine-tuning in the study: what trains first, and the tables read
 from runs that have not trained yet."""
 from multitune_lib.study import Study
+from multitune_lib.study import amf
 from multitune_lib.study import contribution as pc
 from multitune_lib.study import selective_joint as sjs
 
@@ -10,6 +11,13 @@ def test_contribution_trains_the_20_per_class_rows_then_the_criteria_then_the_re
     assert q[:6] == [(d, 20, s, {}) for s in (0, 1, 2) for d in ("aircraft", "cifar100")]
     assert q[6:12] == [("aircraft", 20, s, {"criterion": c}) for c in ("magnitude", "taylor") for s in (0, 1, 2)]
     assert len(q) == 12 + 3 * 7 and len(set(map(str, q))) == len(q)  # every other row once per seed
+
+
+def test_amf_trains_the_20_per_class_rows_then_the_rest_then_its_k3_sweep():
+    q = amf.queue(Study("imagenet-cpu", results="unused"))
+    assert q[:6] == [(d, 20, s, {}) for s in (0, 1, 2) for d in ("aircraft", "cifar100")]
+    assert q[-3:] == [("aircraft", 20, s, {"amf_settings": amf.THREE}) for s in (0, 1, 2)]
+    assert len(q) == 27 + 3 and len(set(map(str, q))) == len(q)
 
 
 def test_selective_joint_trains_aircraft_20_first_then_every_row():
@@ -25,3 +33,17 @@ def test_without_runs_the_tables_are_empty_and_the_conclusions_say_so(tmp_path):
     assert conclusions.contribution(pc.against(study), pc.cost(study, rec), pc.criteria(study)).startswith("No ")
     assert sjs.rounds(study).empty
     assert conclusions.selective_joint(sjs.against(study), sjs.rounds(study)).startswith("No ")
+
+
+def test_the_cost_table_pairs_the_whole_dataset_row_with_fine_tuning_too(tmp_path, monkeypatch):
+    import pandas as pd
+    keys = {"dataset": ["aircraft"] * 2, "images_per_class": pd.array([None, 20], dtype="Int64"), "seed": [0, 0],
+            "main": [True, True]}
+    ft = pd.DataFrame(keys | {"method": "finetune", "train_minutes": [30.0, 10.0]})
+    study = Study("imagenet-cpu", results=tmp_path, train=False)
+    monkeypatch.setattr(study, "runs", lambda: ft)
+    rec = pd.DataFrame(keys | {"dataset_label": "Aircraft", "final_pct": [40.0, 30.0], "trained_share": [0.5, 0.5],
+                               "search_minutes": [45.0, 15.0], "train_minutes_final": [30.0, 10.0],
+                               "total_minutes": [75.0, 25.0]})
+    cost = pc.cost(study, rec).set_index("images_per_class")
+    assert cost["times_finetune"].tolist() == [2.5, 2.5]  # the whole row (missing) found its fine-tuning run

@@ -91,3 +91,25 @@ def test_whole_split_validations_at_the_milestones_count_in_the_images_validated
     (row,) = plan.plan(Study("tiny", toy_root, results=tmp_path, device="cpu"), "cpu", steps=1, batch=8,
                        with_ablation=False).itertuples()
     assert row.validations == 4 and row.image_passes == 6 * 8 + 3 * 24 + 5  # 1, 2 and 6 whole, 3 the sample
+
+
+def test_the_plan_holds_the_amf_sweep_and_the_contribution_criteria_beside_their_main_runs():
+    study = Study("imagenet-cpu")  # configs only: nothing is timed or read beyond the store's finished flags
+    sweeps = plan.method_sweeps(study)
+    amf = sweeps[sweeps["method"] == "amf"]
+    assert len(amf) == 3 and {c.amf_settings for c in amf["config"]} == {("A", "B", "finetune")}
+    criteria = sweeps[sweeps["method"] == "contribution"]
+    assert len(criteria) == 6 and {c.criterion for c in criteria["config"]} == {"magnitude", "taylor"}
+    assert not set(sweeps["digest"]) & set(study.planned(methods=["amf", "contribution"])["digest"])
+
+
+def test_work_inside_the_epochs_is_added_to_a_timed_speed_but_not_to_one_its_runs_measured():
+    study = Study("imagenet-cpu")
+    joint = study.config("selective_joint", "aircraft", 20, 0, source_sha256=study.source_sha256).resolved()
+    search = study.config("contribution", "aircraft", 20, 0, source_sha256=study.source_sha256).resolved()
+    timed, measured = {}, {"selective_joint": (30.0, 60.0), "contribution": (40.0, 60.0)}
+    assert plan.beyond_epochs("selective_joint", joint, 2000, timed) == (15 * 2000, 2000)  # source half, one mining
+    assert plan.beyond_epochs("selective_joint", joint, 2000, measured) == (0, 0)  # its epochs' seconds held them
+    assert plan.beyond_epochs("contribution", search, 2000, measured) == plan.beyond_epochs(
+        "contribution", search, 2000, timed) != (0, 0)  # a search's proxies are runs of their own: always added
+    assert plan.beyond_epochs("finetune", search, 2000, timed) == (0, 0)
