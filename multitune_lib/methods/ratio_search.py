@@ -33,18 +33,33 @@ class Scored(NamedTuple):
 def swarm(score: Callable[[tuple[float, ...]], float], dims: int, particles: int, iterations: int,
           seed: int) -> list[Scored]:
     """Maximise `score` over [0, 1]^dims: `particles` x `iterations` candidates, in the order asked."""
-    space = ng.p.Array(shape=(dims,), lower=0.0, upper=1.0)
-    space.random_state = np.random.RandomState(seed)
-    optimizer = ng.families.ConfPSO(popsize=particles, phip=ACCELERATION, phig=ACCELERATION)(
-        space, budget=particles * iterations)
+    optimizer = optimiser(dims, particles, iterations, seed)
     out = []
     for i in range(particles * iterations):
         candidate = optimizer.ask()
-        ratios = tuple(round(float(r), DECIMALS) for r in candidate.value)
+        ratios = rounded(candidate)
         value = score(ratios)
         optimizer.tell(candidate, -value)
         out.append(Scored(i // particles, ratios, value))
     return out
+
+
+def optimiser(dims: int, particles: int, iterations: int, seed: int):
+    """The seeded swarm over [0, 1]^dims: the same seed asks the same candidates."""
+    space = ng.p.Array(shape=(dims,), lower=0.0, upper=1.0)
+    space.random_state = np.random.RandomState(seed)
+    return ng.families.ConfPSO(popsize=particles, phip=ACCELERATION, phig=ACCELERATION)(
+        space, budget=particles * iterations)
+
+
+def rounded(candidate) -> tuple[float, ...]:
+    return tuple(round(float(r), DECIMALS) for r in candidate.value)
+
+
+def first_candidates(cfg: RunConfig, n: int) -> list[tuple[float, ...]]:
+    """The first `n` candidates `search` asks for `cfg` (its swarm's random first positions, n <= particles)."""
+    optimizer = optimiser(conv_layers(cfg.backbone), cfg.search_particles, cfg.search_iterations, cfg.seed)
+    return [rounded(optimizer.ask()) for _ in range(n)]
 
 
 def best(scored: list[Scored]) -> Scored:
