@@ -30,14 +30,14 @@ def run(study: Study, results: str | Path, dataset: str, n: int | None, candidat
         epochs: int = 4) -> pd.DataFrame:
     """Train what the probe's store lacks; per candidate, seed and epoch, the best held-out accuracy so far (%), which
     a proxy of that many epochs would score."""
-    store, rows = ResultsStore(results), []
-    for i, seed, cfg in configs(study, dataset, n, candidates, seeds, epochs):
-        if study.train:
-            fit(cfg, data_root=study.data_root, results=results, source=study.source, device=study.device,
-                tags={"probe": "proxy score", "candidate": i})
-        h = store.history()
-        acc = h[h["digest"] == cfg.digest()].set_index("epoch")["val_acc"].cummax() * 100 if not h.empty else []
-        rows += [{"candidate": i, "seed": seed, "epoch": e, "score_pct": a} for e, a in pd.Series(acc).items()]
+    plan = configs(study, dataset, n, candidates, seeds, epochs)
+    for i, seed, cfg in plan if study.train else []:
+        fit(cfg, data_root=study.data_root, results=results, source=study.source, device=study.device,
+            tags={"probe": "proxy score", "candidate": i})
+    h, rows = ResultsStore(results).history(), []
+    for i, seed, cfg in plan if not h.empty else []:
+        acc = h[h["digest"] == cfg.digest()].set_index("epoch")["val_acc"].cummax() * 100
+        rows += [{"candidate": i, "seed": seed, "epoch": e, "score_pct": a} for e, a in acc.items()]
     return pd.DataFrame(rows, columns=["candidate", "seed", "epoch", "score_pct"])
 
 
