@@ -312,6 +312,9 @@ class RunConfig:
         if None not in (self.k0, self.neighbours) and self.neighbours < self.k0:
             raise ConfigError(f"neighbours ({self.neighbours}) must be at least k0 ({self.k0}): a target image "
                               "borrows from its first k0 x level neighbours")
+        if None not in (self.rounds, self.epochs) and self.rounds > self.epochs:
+            raise ConfigError(f"rounds ({self.rounds}) must be at most epochs ({self.epochs}): each round trains at "
+                              "least one epoch")
         if self.route == "residual" and not residual_units(self.backbone):
             raise ConfigError(f"route residual: backbone {self.backbone} has no unit with an identity path to route; "
                               "use route all")

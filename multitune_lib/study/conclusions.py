@@ -230,7 +230,8 @@ def contribution(against: pd.DataFrame, cost: pd.DataFrame, criteria: pd.DataFra
                     f"{cost['trained_share'].max():.0%} of the weights by row, and a whole run (search and final "
                     f"training) takes {cost['times_finetune'].min():.1f}x to {cost['times_finetune'].max():.1f}x "
                     "fine-tuning's minutes")
-    for r in criteria[(criteria["criterion"] != "signed_value") & (criteria["seeds"] > 0)].itertuples():
+    compared = (criteria["criterion"] != "signed_value") & criteria["vs_signed_value_pct"].notna()
+    for r in criteria[compared].itertuples():  # a criterion whose runs, and the signed value's, are in
         said.append(f"on {r.data}, {row_name(r.images_per_class)}, ranking by {r.criterion.replace('_', ' ')} "
                     f"instead of the signed value moves it by {signed(r.vs_signed_value_pct, r.vs_signed_value_ci95)} "
                     "points")

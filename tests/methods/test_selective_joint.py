@@ -108,7 +108,8 @@ def test_an_interrupted_run_resumes_to_the_same_history(two_root):
 
 @pytest.mark.parametrize("kw, field", [(dict(pool="aircraft"), "pool"), (dict(k0=0), "k0"), (dict(neighbours=0),
                                        "neighbours"), (dict(bins=1), "bins"), (dict(k0=30, neighbours=10), "neighbours"),
-                                       (dict(descriptor="alexnet"), "descriptor"), (dict(source_weight=-1), "source")])
+                                       (dict(descriptor="alexnet"), "descriptor"), (dict(source_weight=-1), "source"),
+                                       (dict(rounds=3, epochs=2), "rounds")])
 def test_bad_settings_are_one_clear_line_before_any_data_loads(kw, field):
     with pytest.raises(ConfigError, match=field) as e:
         RunConfig(method="selective_joint", dataset="aircraft", **kw)

@@ -47,3 +47,18 @@ def test_the_cost_table_pairs_the_whole_dataset_row_with_fine_tuning_too(tmp_pat
                                "total_minutes": [75.0, 25.0]})
     cost = pc.cost(study, rec).set_index("images_per_class")
     assert cost["times_finetune"].tolist() == [2.5, 2.5]  # the whole row (missing) found its fine-tuning run
+
+
+def test_a_criterion_is_compared_only_where_the_signed_values_runs_are_in_too():
+    import pandas as pd
+    from multitune_lib.study import conclusions
+    against = pd.DataFrame({"contrast": ["contribution - finetune"], "diff_pct": [1.0], "ci95_pct": [0.5],
+                            "p_holm": [0.01]})
+    criteria = pd.DataFrame({"data": "Aircraft", "images_per_class": 20, "criterion": ["signed_value", "taylor"],
+                             "seeds": [0, 3], "vs_signed_value_pct": [float("nan")] * 2,
+                             "vs_signed_value_ci95": [float("nan")] * 2})
+    said = conclusions.contribution(against, pd.DataFrame(), criteria)
+    assert "nan" not in said and "taylor" not in said
+    said = conclusions.contribution(against, pd.DataFrame(), criteria.assign(vs_signed_value_pct=[0.0, -1.25],
+                                                                             vs_signed_value_ci95=[0.0, 0.5]))
+    assert "ranking by taylor instead of the signed value moves it by -1.2 ± 0.5 points" in said
