@@ -265,7 +265,7 @@ def verdict_reading(v: pd.DataFrame, what: str = "MultiTune minus SpotTune", adj
     """The final-epoch rows of a `tables.verdict` table by their own 95% interval (above 0, around it, below), the
     rows where the first method is ahead in every seed, and those Holm's adjustment keeps below 0.05 (made over
     `adjusted_over` rows where `v` is a selection of the table's)."""
-    f = v[v["measure"] == "final"] if "measure" in v else v
+    f = finals(v)
     if f.empty:
         return f"{what}: no row has runs of both yet."
     if f["ci95_pct"].isna().all():
@@ -278,6 +278,11 @@ def verdict_reading(v: pd.DataFrame, what: str = "MultiTune minus SpotTune", adj
             f"{plural(len(f), 'row')}{listed(above)}, around 0 on {len(within)}{listed(within)} and below on "
             f"{len(below)}{listed(below)}; {what.split(' minus ')[0]} is ahead in every seed on {len(every)}; after "
             f"Holm's adjustment over {over}, {len(held)} {stay(len(held))} below 0.05{listed(held)}.")
+
+
+def finals(v: pd.DataFrame) -> pd.DataFrame:
+    """A verdict table's final-epoch rows (all of them where it has no `measure`)."""
+    return v[v["measure"] == "final"] if "measure" in v else v
 
 
 def stay(n: int) -> str:
@@ -301,8 +306,7 @@ def few_shot(study: Study, runs: pd.DataFrame, v: pd.DataFrame) -> str:
                  if m in acc[top] and m in acc[low]]
         said.append(f"On {study.profile.label(dataset)} the best method is {' and '.join(lead)}"
                     + (f"; between the two, {' and '.join(falls)}" if falls and top != low else "") + ".")
-    final = v[v["measure"] == "final"] if "measure" in v else v
-    return " ".join(said + [verdict_reading(v[v["images_per_class"].isin(rows)], adjusted_over=len(final))])
+    return " ".join(said + [verdict_reading(v[v["images_per_class"].isin(rows)], adjusted_over=len(finals(v)))])
 
 
 def table3(v: pd.DataFrame, why: pd.DataFrame) -> str:

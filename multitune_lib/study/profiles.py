@@ -72,6 +72,10 @@ class Profile:
         """Table 3's rows in the paper's order, as images per class: the whole dataset, then fewer."""
         return self.full_rows() + list(self.few_shot_rows)
 
+    def every_row(self) -> list[tuple[str, int | None]]:
+        """Every (dataset, images per class) the profile has, dataset by dataset in `rows` order."""
+        return [(d, n) for d in self.datasets for n in self.rows() if self.has_row(d, n)]
+
     def first_row(self, dataset: str | None = None) -> tuple[str, int | None]:
         """A dataset (the first by default) at the profile's largest few-shot row, or its whole row without one:
         where a study's comparison trains first (imagenet-cpu: Aircraft 20)."""

@@ -41,12 +41,6 @@ def rows(study: Study) -> list[tuple[str, int | None]]:
     return [p.first_row(d) for d in p.datasets]
 
 
-def every_row(study: Study) -> list[tuple[str, int | None]]:
-    """Every (dataset, images per class) row of the profile, in its tables' order."""
-    p = study.profile
-    return [(d, n) for d in p.datasets for n in p.rows() if p.has_row(d, n)]
-
-
 def configs(study: Study, where: list[tuple] | None = None, variants: dict = VARIANTS) -> pd.DataFrame:
     """Every (variant, dataset, row, seed) with its digest, and fine-tuning's main run beside each row and seed;
     `where` the rows (default: the comparison rows)."""
@@ -62,7 +56,7 @@ def configs(study: Study, where: list[tuple] | None = None, variants: dict = VAR
 def scopes(study: Study) -> pd.DataFrame:
     """The two routing scopes and fine-tuning on every row and seed, read from the store (the study trains the
     profile's own SpotTune on every row; the other scope is there where the profile trained it before)."""
-    return results(study, configs(study, every_row(study), SCOPES))
+    return results(study, configs(study, study.profile.every_row(), SCOPES))
 
 
 def entry(study: Study, variant: str, method: str, dataset: str, n: int | None, seed: int, settings: dict) -> dict:

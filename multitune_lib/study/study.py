@@ -105,10 +105,8 @@ class Study:
     def queue(self, first: list[tuple[str, int | None]]) -> list[tuple[str, int | None, int]]:
         """Every (dataset, row, seed) of the profile in training order: the `first` rows over every seed, then the
         others seed by seed, so that a queue cut short already holds its headline comparisons whole."""
-        p = self.profile
         return [(d, n, seed) for seed in self.seeds for d, n in first] + [
-            (d, n, seed) for seed in self.seeds for d in p.datasets for n in p.rows()
-            if p.has_row(d, n) and (d, n) not in first]
+            (d, n, seed) for seed in self.seeds for d, n in self.profile.every_row() if (d, n) not in first]
 
     def run_all(self, methods, rows, datasets=None) -> pd.DataFrame:
         """Every seed x dataset x row (images per class) x method, seed by seed, so that an unfinished study

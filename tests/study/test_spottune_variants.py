@@ -10,8 +10,8 @@ from multitune_lib.study.spottune_variants import ALL, FINETUNE, RESIDUAL
 
 def test_the_scopes_plan_both_routings_and_fine_tuning_on_every_row_and_seed():
     study = Study("imagenet-cpu", seeds=[0, 1])
-    plan = variants.configs(study, variants.every_row(study), variants.SCOPES)
-    rows = variants.every_row(study)
+    rows = study.profile.every_row()
+    plan = variants.configs(study, rows, variants.SCOPES)
     assert (("aircraft", None) in rows and ("cifar100", None) not in rows and len(rows) == 9)
     assert len(plan) == 2 * 9 * 3 and plan["digest"].nunique() == len(plan)
     whole = plan[plan["images_per_class"].isna()]
