@@ -68,7 +68,9 @@ class Trainer:
         self.norm, self.norm_eval = self.normalisers(train)
         self.curve_val = self.sample(self.val, cfg.curve_val_images)
         self.dtype = precision_for(device, precision)
+        t0 = time.perf_counter()
         groups = self.method.prepare(self, built) if self.method.prepare else built.groups  # data-driven setup
+        self.setup_seconds = time.perf_counter() - t0  # a resumed run sets up again: the process that finishes counts
         self.reg = regulariser(cfg, built)
         self.losses, self.forward = compiled(self.losses, compile), compiled(self.model, compile)
         self.opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, fused=device.type == "cuda")
@@ -220,7 +222,11 @@ class Trainer:
                 "images_per_s": n * len(self.history) / sum(h["train_seconds"] for h in self.history),
                 "train_images": n, "min_images_per_class": self.train.min_per_class, "val_images": len(self.val),
                 "num_classes": self.train.num_classes,
-                "precision": self.precision()}
+                "precision": self.precision()} | self.setup()
+
+    def setup(self) -> dict:
+        """The minutes of the method's data-driven setup (a criterion's scoring, a retrieval), outside the epochs."""
+        return {"setup_minutes": self.setup_seconds / 60} if self.method.prepare else {}
 
     def precision(self) -> str:
         """The autocast dtype, and the parts the method keeps in float32 under it."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.backbone import conv_layer_sizes, conv_layers
 from ..core.config import RunConfig, share_count
+from ..errors import TrainingDiverged
 
 DECIMALS = 3  # a candidate's ratios are rounded, so that asked again it names the same proxy run
 ACCELERATION = 1.5  # c1 = c2, the released code's
@@ -91,20 +92,34 @@ def search(cfg: RunConfig, proxy: Callable[[RunConfig], dict]) -> tuple[RunConfi
     every candidate with its proxy run (run.json). A config that names its ratios trains them as they are."""
     if cfg.ratios is not None:
         return cfg, {}
-    runs: dict[tuple, dict] = {}
+    runs: dict[tuple, dict | None] = {}
 
     def score(ratios):
-        runs[ratios] = proxy(proxy_config(cfg, ratios))
-        return runs[ratios]["metrics"]["best_val_acc"]
+        runs[ratios] = scored_proxy(proxy, proxy_config(cfg, ratios))
+        return runs[ratios]["metrics"]["best_val_acc"] if runs[ratios] else 0.0
     scored = swarm(score, conv_layers(cfg.backbone), cfg.search_particles, cfg.search_iterations, cfg.seed)
     top = best(scored)
+    done = [r for r in runs.values() if r]
     metrics = {"searched_ratios": " ".join(map(str, top.ratios)), "search_score": top.score,
                "nevergrad": ng.__version__,
                "trained_share": trained_share(cfg.backbone, top.ratios), "proxy_runs": len(scored),
-               "search_minutes": sum(r["metrics"]["train_minutes"] for r in runs.values())}
-    record = [{"iteration": s.iteration, "ratios": list(s.ratios), "score": s.score, "digest": runs[s.ratios]["digest"],
+               "proxy_diverged": len(runs) - len(done),
+               "search_minutes": sum(r["metrics"]["train_minutes"] + r["metrics"].get("setup_minutes", 0.0)
+                                     for r in done)}
+    record = [{"iteration": s.iteration, "ratios": list(s.ratios), "score": s.score,
+               "digest": proxy_config(cfg, s.ratios).digest(), "diverged": runs[s.ratios] is None,
                "trained_share": trained_share(cfg.backbone, s.ratios)} for s in scored]
     return dataclasses.replace(cfg, ratios=top.ratios), {"metrics": metrics, "record": {"candidates": record}}
+
+
+def scored_proxy(proxy: Callable[[RunConfig], dict], cfg: RunConfig) -> dict | None:
+    """A candidate's proxy run, or None where its training diverged: the swarm scores it 0 and goes on, rather than
+    failing the search on that candidate every time it is resumed (its minutes are not counted)."""
+    try:
+        return proxy(cfg)
+    except TrainingDiverged as e:
+        print(f"search proxy {cfg.digest()} diverged, scored 0: {e}")
+        return None
 
 
 def extra_work(cfg: RunConfig, train: int) -> tuple[int, int]:

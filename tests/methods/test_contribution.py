@@ -12,10 +12,11 @@ from multitune_lib.core.backbone import Backbone
 from multitune_lib.core.config import RunConfig
 from multitune_lib.core.fit import fit, load_splits
 from multitune_lib.core.trainer import Trainer
-from multitune_lib.errors import ConfigError, DataError
+from multitune_lib.errors import ConfigError, DataError, TrainingDiverged
 from multitune_lib.methods import Contribution
 from multitune_lib.methods import contribution as method
 from multitune_lib.methods.ratio_search import best, search, swarm, trained_share
+from multitune_lib.store.results import ResultsStore
 
 
 class Tiny(Backbone):
@@ -169,10 +170,35 @@ def test_a_searched_run_records_its_ratios_candidates_and_cost(toy_root):
     assert len(ratios) == 25 and m["proxy_runs"] == 2 and m["search_minutes"] > 0
     assert m["trained_share"] == pytest.approx(trained_share("resnet26", ratios))
     scores = [c["score"] for c in row["search"]["candidates"]]
-    assert m["search_score"] == max(scores)
+    assert m["search_score"] == max(scores) and m["proxy_diverged"] == 0
+    assert m["setup_minutes"] > 0  # ranking and masking before the first epoch, outside train_minutes
+    store = ResultsStore(toy_root / "r")
+    assert all(store.finished(c["digest"]) for c in row["search"]["candidates"])  # each names its proxy run
     proxy = fit(dataclasses.replace(cfg.resolved(), ratios=ratios, epochs=1, milestones=(), holdout=0.2,
                                     eval_every=1), data_root=toy_root, results=toy_root / "r")
     assert proxy["tags"]["proxy_of"] == row["digest"]  # found, not retrained: the candidate's own run
+
+
+def test_a_diverged_proxy_scores_zero_and_the_search_goes_on():
+    cfg = toy_config(search_particles=2, search_iterations=2).resolved()
+    asked = []
+
+    def proxy(c):
+        asked.append(c.ratios)
+        if len(asked) == 1:
+            raise TrainingDiverged("contribution toy diverged in epoch 1")
+        return {"digest": c.digest(), "metrics": {"best_val_acc": 0.5, "train_minutes": 1.0, "setup_minutes": 0.5}}
+    found, done = search(cfg, proxy)
+    candidates, m = done["record"]["candidates"], done["metrics"]
+    assert len(asked) == 4 and [c["diverged"] for c in candidates] == [True, False, False, False]
+    assert candidates[0]["score"] == 0.0 and found.ratios == tuple(candidates[1]["ratios"])
+    assert m["proxy_diverged"] == 1 and m["search_minutes"] == 3 * 1.5  # the diverged proxy's minutes unknown
+
+
+def test_a_method_without_setup_records_no_setup_minutes(toy_root):
+    row = fit(RunConfig(method="finetune", dataset="toy", epochs=1, crop=32, batch_size=16), data_root=toy_root,
+              results=toy_root / "r")
+    assert "setup_minutes" not in row["metrics"]
 
 
 def test_trained_share_counts_each_layer_and_its_norm():
