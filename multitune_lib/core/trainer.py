@@ -156,14 +156,21 @@ class Trainer:
     def evaluate(self, split: Split | None = None) -> float:
         """Top-1 accuracy on the whole images of `split` (default: val)."""
         split = self.val if split is None else split
-        self.model.eval()
         correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
+        for i, out in self.outputs(split, flip=True):
+            correct += (out.argmax(1) == split.labels[i:i + EVAL_BATCH]).sum()
+        return correct.item() / max(len(split), 1)
+
+    @torch.no_grad()
+    def outputs(self, split: Split, flip: bool = False):
+        """The model's outputs on the whole images of `split` in eval mode, a batch at a time: (start, logits). With
+        `flip`, evaluation's seeded flips where the config asks for them."""
+        self.model.eval()
         for i in range(0, len(split), EVAL_BATCH):
             x = split.images[i:i + EVAL_BATCH]
             with self.autocast():
-                out = self.forward(self.norm_eval(self.eval_flip(x, self.eval_gen) if self.eval_flip else x))
-            correct += (out.argmax(1) == split.labels[i:i + EVAL_BATCH]).sum()
-        return correct.item() / max(len(split), 1)
+                yield i, self.forward(self.norm_eval(self.eval_flip(x, self.eval_gen) if flip and self.eval_flip
+                                                     else x))
 
     def epoch(self) -> dict:
         """Train one epoch, validate where the config asks, and append the epoch's history row."""

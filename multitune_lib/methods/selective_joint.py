@@ -104,12 +104,7 @@ def mine(trainer) -> None:
     """After a round: raise the level of each hard train image (wrong, or right above the entropy threshold) and
     start the round's record of source images drawn afresh."""
     model, split = trainer.model, trainer.train
-    model.eval()
-    probs = []
-    for i in range(0, len(split), trainer.cfg.batch_size):
-        with trainer.autocast():
-            probs.append(model(trainer.norm_eval(split.images[i:i + trainer.cfg.batch_size])).float().softmax(1))
-    p = torch.cat(probs)
+    p = torch.cat([out.float().softmax(1) for _, out in trainer.outputs(split)])
     wrong = p.argmax(1) != split.labels
     entropy = -(p * p.clamp(min=1e-12).log()).sum(1) / math.log(model.classes)
     unsure = ~wrong & (entropy > trainer.cfg.entropy_threshold)
