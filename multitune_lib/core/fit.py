@@ -79,8 +79,8 @@ def fit(cfg: RunConfig, *, data_root: str | Path | None = None, results: str | P
                                           wait=True, **how)
                 load = functools.partial(data.load, data_root or paths.default_data_root(), cache=cache,
                                          source=image_source)
-                return train(cfg, digest, store, load_splits(cfg, data_root, cache, image_source), source, how,
-                             keep_weights, tags, on_epoch, proxy, load)
+                return train(cfg, digest, store, load_splits(cfg, data_root, cache, image_source), source,
+                             how | {"cache": cache}, keep_weights, tags, on_epoch, proxy, load)
     print(f"{cfg.method} {cfg.dataset} images_per_class={cfg.images_per_class} seed={cfg.seed}: finished run "
           f"{digest} found in {store.root}, not recomputed")
     store.tidy(digest)

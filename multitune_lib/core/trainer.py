@@ -10,6 +10,7 @@ import math
 import time
 from contextlib import nullcontext
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -55,8 +56,9 @@ def compiled(fn, compile: bool | str | Callable):
 class Trainer:
     def __init__(self, cfg: RunConfig, train: Split, val: Split, *, source_state: dict | None = None,
                  device: str | torch.device | None = None, precision: str = "auto",
-                 compile: bool | str | Callable = False, more: dict | None = None):
+                 compile: bool | str | Callable = False, more: dict | None = None, cache: str | Path | None = None):
         self.cfg = cfg = cfg.resolved()
+        self.cache = cache  # where a method's setup caches what it derives from the data (None: the default)
         self.method = METHODS.get(cfg.method)
         self.device = device = env.pick_device(device)
         self.train, self.val = train.to(device).for_crop(cfg.crop), val.to(device).for_crop(cfg.crop)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -70,11 +71,13 @@ def more_data(cfg: RunConfig, load) -> dict:
     return {"pool": pool, "edges_on": target}
 
 
-def retrieve(cfg: RunConfig, train: data.Split, edges_on: data.Split, pool: data.Split) -> torch.Tensor:
-    """Each train image's `neighbours` nearest pool images (N x neighbours indices, nearest first)."""
+def retrieve(cfg: RunConfig, train: data.Split, edges_on: data.Split, pool: data.Split,
+             cache: str | Path | None = None) -> torch.Tensor:
+    """Each train image's `neighbours` nearest pool images (N x neighbours indices, nearest first); descriptors
+    cached in `cache` (default: the decode cache's folder)."""
     bank = BANKS[cfg.descriptor]().to(train.images.device)
     edges = retrieval.fit_edges(edges_on, bank, cfg.bins)
-    p, q = (retrieval.descriptors(s, bank, edges).to(train.images.device) for s in (train, pool))
+    p, q = (retrieval.descriptors(s, bank, edges, cache=cache).to(train.images.device) for s in (train, pool))
     return retrieval.nearest(p, q, bank.weights(), cfg.neighbours)[1]
 
 
@@ -84,7 +87,8 @@ def prepare(trainer, built: Built) -> list[dict]:
     if model.joint:
         pool = trainer.more["pool"]
         t0 = time.perf_counter()
-        model.register_buffer("neighbours", retrieve(cfg, trainer.train, trainer.more["edges_on"], pool))
+        model.register_buffer("neighbours", retrieve(cfg, trainer.train, trainer.more["edges_on"], pool,
+                                                           trainer.cache))
         model.retrieval_seconds = time.perf_counter() - t0
         model.source_fc = nn.Linear(model.net.num_features, pool.num_classes).to(trainer.device)
         model.register_buffer("level", torch.ones(len(trainer.train), dtype=torch.long, device=trainer.device))

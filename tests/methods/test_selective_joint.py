@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import write_decathlon
-from multitune_lib import data
+from multitune_lib import data, paths
 from multitune_lib.core.config import RunConfig
 from multitune_lib.core.fit import fit, load_splits
 from multitune_lib.core.trainer import Trainer
@@ -28,7 +28,8 @@ def two_root(toy_root):
 def trainer(root, **kw) -> Trainer:
     cfg = RunConfig(method="selective_joint", pool="pool", k0=2, neighbours=8, descriptor="gabor", **(COMMON | kw))
     more = sj.more_data(cfg.resolved(), functools.partial(data.load, root, cache=root.parent / "cache"))
-    return Trainer(cfg, *load_splits(cfg, root, cache=root.parent / "cache"), device="cpu", more=more)
+    return Trainer(cfg, *load_splits(cfg, root, cache=root.parent / "cache"), device="cpu", more=more,
+                   cache=root.parent / "cache")
 
 
 @pytest.mark.parametrize("setting", [dict(pool="none"), dict(source_weight=0.0)])
@@ -37,6 +38,15 @@ def test_without_a_pool_or_with_lambda_0_it_is_plain_fine_tuning_on_the_same_see
     plain = fit(RunConfig(method="finetune", **COMMON), data_root=two_root, results=two_root / "r")
     h = [read_history(two_root / "r" / "runs" / r["digest"] / "history.csv")[KEYS] for r in (ours, plain)]
     assert h[0].equals(h[1])
+
+
+def test_the_descriptors_are_cached_where_the_run_caches_and_nowhere_else(two_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "cache_dir", lambda: tmp_path / "default")
+    cfg = RunConfig(method="selective_joint", pool="pool", k0=2, neighbours=8, descriptor="gabor", **COMMON)
+    fit(dataclasses.replace(cfg, epochs=1, milestones=(), rounds=1), data_root=two_root, results=tmp_path / "r",
+        cache=tmp_path / "c")
+    assert len(list((tmp_path / "c").glob("retrieval_gabor_*.pt"))) == 2  # the train split's and the pool's
+    assert not (tmp_path / "default").exists()
 
 
 def test_l2sp_reaches_the_source_head_made_once_the_pool_is_known(two_root):
