@@ -47,6 +47,7 @@ class Profile:
     curve_val_images: int | None = None  # validate before the last epoch on a sample of val (None: all of it)
     whole_val: str | None = None  # "milestones": the whole val split at each lr step too, not the last epoch only
     ablation: tuple | None = None  # (dataset, images per class) of the fidelity ablation (None: the first of each)
+    ablation_settings: dict = field(default_factory=dict)  # method -> fields the ablation keeps beside `settings`
 
     def source_path(self) -> Path | None:
         return self.source() if callable(self.source) else self.source
@@ -118,9 +119,11 @@ BASELINES_AND_COMPARED = ("finetune", "l2sp", "feature", "spottune", "multitune"
 LITE0_SETTINGS = {m: {"milestones": (8, 12)} for m in BASELINES_AND_COMPARED}
 # parameter contribution trains at fine-tuning's lr here (its code's 0.01 stays its default on the paper's schedule)
 LITE0_SETTINGS["contribution"]["lr"] = 0.1
-# imagenet-cpu's SpotTune routes all units until its route residual retrain is in; imagenet, with no runs before the
-# choice (docs/spottune-on-lite0.md), routes residual units from the start, on the paper's schedules
+# SpotTune routes Lite0's residual units, as it routes a ResNet's (docs/spottune-on-lite0.md: chosen on fidelity)
+LITE0_SETTINGS["spottune"]["route"] = "residual"
 IMAGENET_SETTINGS = {"spottune": {"route": "residual"}}
+# imagenet-cpu's ablation trained SpotTune routing all 17 units, before the route was chosen: it keeps those runs
+LITE0_CPU_ABLATION = {"spottune": {"route": "all"}}
 # The paper's schedules over 110 epochs: a 1,000-image curve validation costs about 60% of an epoch of 500 images,
 # so every 5 epochs (milestones 20, 50, 80 and 40, 60, 80 among them); the whole split at each lr step and at 110.
 IMAGENET_VALIDATION = (" Curves validated every 5 epochs on a fixed 1,000-image sample of val; the whole val split "
@@ -160,6 +163,7 @@ PROFILES = {
                             source=imagenet_weights, has_full_rows=("aircraft",), eval_every=2,
                             backbone="efficientnet_lite0", input_size=LITE0_INPUT_SIZE, curve_val_images=1000,
                             methods=BASELINES_AND_COMPARED, settings=LITE0_SETTINGS, ablation=("aircraft", 10),
+                            ablation_settings=LITE0_CPU_ABLATION,
                             about=IMAGENET_ABOUT + CPU_ABOUT),
     # The same on a GPU with the paper's budget: 110 epochs, the whole-dataset rows of both datasets.
     "imagenet": Profile("imagenet", IMAGENET_DATASETS, full_row=None, few_shot_rows=(20, 15, 10, 5), epochs=110,

@@ -29,7 +29,6 @@ TABLE = ["dataset", "data", "images_per_class", "method", "epochs", "final_pct",
          "best_ci95", "best_epochs", "seeds", "change_pct", "change_ci95", "change_seeds"]
 DIFFERENCES = ["data", "images_per_class", "contrast", "epochs", "measure", "seeds", "diff_pct", "ci95_pct", "p",
                "p_holm", "ahead", "verdict"]
-ROUTES = {"all": "every unit", "residual": "only its units with an identity path"}
 TICKS = (2, 5, 15, 40, 110)
 
 
@@ -265,7 +264,7 @@ def caption(twins, h: pd.DataFrame) -> str:
     if not (h["epochs"] == twins[1].profile.epochs).any():
         text += (f" The {twins[1].profile.epochs}-epoch runs are {NOT_YET}: only the {twins[0].profile.epochs}-epoch "
                  "curves are drawn.")
-    return text + routing(twins)
+    return text
 
 
 def lr_schedules(study: Study) -> str:
@@ -279,19 +278,6 @@ def lr_schedules(study: Study) -> str:
     return "; ".join(f"{schedule} for {describe.words(names)}" for schedule, names in by.items())
 
 
-def routing(twins) -> str:
-    """A sentence where SpotTune routes differently under the two schedules (empty where it does not, or outside
-    the pair)."""
-    if twins is None:
-        return ""
-    routes = [s.config("spottune", next(iter(s.profile.datasets)), ROWS[0]).resolved().route for s in twins]
-    if routes[0] == routes[1]:
-        return ""
-    return (f" SpotTune routes {ROUTES[routes[0]]} at {twins[0].profile.epochs} epochs (that profile's setting "
-            f"until its retrain) and {ROUTES[routes[1]]} at {twins[1].profile.epochs}: its change between the "
-            "schedules is also one of routing.")
-
-
 HEAD = "# 15 against 110 epochs ({short} and {long} profiles)\n\n"
 
 
@@ -302,7 +288,7 @@ def write(t: pd.DataFrame, d: pd.DataFrame, fig, figure_caption: str, twins, fol
     files.write_text(folder / "schedules.csv", shown(t).to_csv(index=False))
     files.write_text(folder / "schedules_differences.csv", shown(d).to_csv(index=False))
     text = HEAD.format(short=twins[0].profile.name, long=twins[1].profile.name) + __doc__.split("\n\n")[0] + "\n\n"
-    text += (TABLE_CAPTION + routing(twins) + "\n\n" + markdown(printed(t)) + "\n## MultiTune - SpotTune, and why, "
+    text += (TABLE_CAPTION + "\n\n" + markdown(printed(t)) + "\n## MultiTune - SpotTune, and why, "
              "under each schedule\n\n" + DIFFERENCES_CAPTION + "\n\n" + markdown(printed_differences(d, twins)))
     wrote = [folder / f"schedules{e}" for e in (".csv", "_differences.csv", ".md")]
     if fig is not None:

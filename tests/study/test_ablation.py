@@ -21,6 +21,15 @@ def test_each_difference_flips_only_what_the_methods_code_does_differently():
     assert ablation.settings("multitune", "aircraft", PAPER) == {}
 
 
+def test_the_imagenet_cpu_ablation_keeps_spottune_routing_every_unit_and_says_so():
+    study = Study("imagenet-cpu", results="unused")
+    plan = ablation.configs(study, *study.profile.ablation_row())
+    spot = plan[plan["method"] == "spottune"]
+    assert {c.route for c in spot["config"]} == {"all"} and study.config("spottune", "aircraft", 10).route == "residual"
+    assert spot.loc[spot["difference"] == PAPER, "same_as_paper"].all()
+    assert "SpotTune with route all" in ablation.kept(study) and ablation.kept(Study("smoke")) == ""
+
+
 def test_the_smoke_ablation_plans_one_run_per_real_difference():
     plan = ablation.configs(Study("smoke", seeds=[0, 1]), "aircraft", 4)
     assert len(plan) == 2 * 2 * len(ablation.ORDER)

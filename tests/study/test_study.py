@@ -124,15 +124,15 @@ def test_the_imagenet_profiles(monkeypatch):
     assert profiles.get("auto").name == "imagenet-cpu"
 
 
-def test_the_imagenet_profile_validates_the_whole_split_at_each_lr_step_and_routes_residual_units():
+def test_both_imagenet_profiles_route_residual_units_and_the_gpu_one_validates_the_whole_split_at_each_lr_step():
     cpu, gpu = Study("imagenet-cpu", results="unused"), Study("imagenet", results="unused")
     spot = gpu.config("spottune", "cifar100", 5, 0).resolved()
     assert (spot.epochs, spot.milestones, spot.route, spot.eval_every, spot.curve_val_images) == (
         110, (40, 60, 80), "residual", 5, 1000)
     assert spot.validated_on_whole() == {40, 60, 80, 110} and len(spot.validated()) == 22
     assert gpu.config("multitune", "aircraft", 5, 0).resolved().validated_on_whole() == {20, 50, 80, 110}
-    old = cpu.config("spottune", "cifar100", 5, 0).resolved()  # imagenet-cpu keeps what its runs trained with
-    assert (old.route, old.whole_val, old.validated_on_whole()) == ("all", None, {15})
+    short = cpu.config("spottune", "cifar100", 5, 0).resolved()
+    assert (short.route, short.whole_val, short.validated_on_whole()) == ("residual", None, {15})
 
 
 def test_a_selection_names_what_the_profile_has_and_refuses_the_rest(monkeypatch):
