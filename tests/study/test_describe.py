@@ -11,7 +11,8 @@ def test_setup_names_the_profile_s_network_schedule_and_validation():
     assert "resized on the device to 128 px" in text and "15 epochs" in text and "seeds 0, 1 and 2" in text
     assert "every 2 epochs on a fixed sample of 1,000 val images; the last epoch on the whole val split" in text
     assert "- SpotTune: lr 0.1, policy lr 0.01, lr x0.1 at epochs 8 and 12, weight decay 5e-4 on Aircraft, 0 on " \
-           "CIFAR100, the policy routes 17 blocks, a policy at 0.25 of SpotTune's width" in text
+           "CIFAR100, the policy routes 9 blocks (those with an identity path; the others fine-tuned), a policy at " \
+           "0.25 of SpotTune's width" in text
     assert "epochs 20, 50" not in text and "40, 60" not in text
     gpu = describe.setup(Study("imagenet", results="unused"), ["spottune"])
     assert "every 5 epochs on a fixed sample of 1,000 val images; the last epoch at each lr (the method's " \
