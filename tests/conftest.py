@@ -121,3 +121,13 @@ def pytest_terminal_summary(terminalreporter):
             skipped = r.skipped and isinstance(r.longrepr, tuple)  # (file, line, reason)
             why = f": {r.longrepr[2].removeprefix('Skipped: ')}" if skipped else ""
             terminalreporter.write_line(f"{r.outcome.upper()} {r.nodeid} ({r.duration:.0f} s){why}")
+
+
+def policy_gradient(model, x, y, autocast_dtype=None) -> torch.Tensor:
+    """The gradient of the cross-entropy on the model's `policy` parameters, flattened to float64: under CPU autocast
+    to `autocast_dtype`, or with none."""
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+        out = model(x)
+    torch.nn.functional.cross_entropy(out.to(x.dtype), y).backward()
+    return torch.cat([p.grad.flatten().double() for p in model.policy.parameters() if p.grad is not None])

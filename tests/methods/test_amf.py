@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import policy_gradient
 from multitune_lib.backbones.resnet26 import resnet26
 from multitune_lib.core.config import RunConfig
 from multitune_lib.core.method import build as build_method
@@ -129,10 +130,3 @@ def test_the_policy_gradient_under_bf16_autocast_matches_a_float64_reference():
     cosine = float(F.cosine_similarity(policy_gradient(model.train(), x, y, torch.bfloat16), reference, 0))
     assert cosine > 0.999
 
-
-def policy_gradient(model: AMF, x, y, autocast_dtype=None) -> torch.Tensor:
-    model.zero_grad()
-    with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
-        out = model(x)
-    F.cross_entropy(out.to(x.dtype), y).backward()
-    return torch.cat([p.grad.flatten().double() for p in model.policy.parameters()])

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import policy_gradient
 from multitune_lib.backbones.resnet26 import resnet26
 from multitune_lib.core.config import RunConfig
 from multitune_lib.core.method import build as build_method
@@ -96,14 +97,6 @@ def straight_through_argmax(logits, tau=1.0, hard=True):
     """Gumbel-softmax without the noise: the same hard choice and straight-through gradient in every dtype."""
     soft = (logits / tau).softmax(-1)
     return F.one_hot(soft.argmax(-1), 2).to(soft.dtype) - soft.detach() + soft
-
-
-def policy_gradient(model, x, y, autocast_dtype=None) -> torch.Tensor:
-    model.zero_grad()
-    with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
-        out = model(x)
-    F.cross_entropy(out.to(x.dtype), y).backward()
-    return torch.cat([p.grad.flatten().double() for p in model.policy.parameters() if p.grad is not None])
 
 
 def test_the_policy_gradient_under_bf16_autocast_matches_a_float64_reference(monkeypatch):
