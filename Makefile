@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.14.1 torchvision==0.29.1
+# The drawing stack, pinned because committed figures are redrawn byte for byte (tests/study/test_figures.py):
+# fontTools 4.69 keeps every name record (the font's licence text) in each PDF's embedded font subset.
+DRAWING := matplotlib==3.11.2 fonttools==4.68.0
 DECATHLON ?= ../shared/decathlon
 # auto: imagenet where CUDA is present, imagenet-cpu elsewhere
 PROFILE ?= auto
@@ -20,7 +23,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test]' $(DRAWING)
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
 	touch $@
 
