@@ -263,22 +263,37 @@ def _union(values: pd.Series) -> str:
     return ", ".join(sorted({part for v in values.dropna() for part in str(v).split(", ")})) or "unknown"
 
 
+def _seeds(t: pd.DataFrame, varying: str) -> str:
+    """'3 seeds' where every row has as many, else `varying`."""
+    return plural(int(t["seeds"].iloc[0]), "seed") if _constant(t, "seeds") else varying
+
+
+def others_caption(t: pd.DataFrame) -> str:
+    """The caption of `printed_others`: its seeds, devices and precisions are its own, not Table 3's."""
+    others = t[~t["method"].isin([m.label for m in compared_methods()])]
+    seeds = _seeds(others, f"{int(others['seeds'].min())} to {int(others['seeds'].max())} seeds (one seed: no ±)")
+    return ("Our final-epoch validation accuracy (%) of the profile's other methods, mean ± the half-width of its "
+            f"95% Student-t interval over {seeds}, on {_union(others['device'])}, precision "
+            f"{_union(others['precision'])}.")
+
+
 def table3_caption(t: pd.DataFrame) -> str:
     """What `printed_table3` says once instead of in a column: the epoch, the seeds, device and precision, what
     its paper columns are, and whether the best epoch departs from the final."""
     if t.empty:
         return "No finished run of this profile in the store yet."
-    epochs = ", ".join(str(int(e)) for e in sorted(t["epochs"].dropna().unique()))
-    seeds = plural(int(t["seeds"].iloc[0]), "seed") if _constant(t, "seeds") else "seeds (the seeds columns)"
+    compared = t[t["method"].isin([m.label for m in compared_methods()])]  # the printed table's columns
+    shown = t if compared.empty else compared
+    epochs = ", ".join(str(int(e)) for e in sorted(shown["epochs"].dropna().unique()))
     text = (f"Our validation accuracy (%) at the final epoch ({epochs}), mean ± the half-width of its 95% Student-t "
-            f"interval over {seeds}, and training minutes (training and validation, mean over seeds) on "
-            f"{_union(t['device'])}, precision {_union(t['precision'])}.")
+            f"interval over {_seeds(shown, 'seeds (the seeds columns)')}, and training minutes (training and "
+            f"validation, mean over seeds) on "
+            f"{_union(shown['device'])}, precision {_union(shown['precision'])}.")
     if t["paper_best_pct"].notna().any():
         text += (" Columns marked paper are the paper's Table 3 (a GTX 1060, the best of its 110 epochs), not ours, "
                  "as the paper prints them.")
     if t["diff_best_vs_paper_pct"].notna().any():
         text += " Best - paper: our best epoch's accuracy minus the paper's, where our data and source are its own."
-    compared = t[t["method"].isin([m.label for m in compared_methods()])]  # the methods with a best-epoch column
     if compared["ours_best_pct"].ne(compared["ours_final_pct"]).any():
         return text + (" Best: our best epoch among those validated on the whole val split, where it is not the "
                        "final one.")
@@ -338,8 +353,7 @@ def write_table3(t: pd.DataFrame, folder: Path, profile: profiles.Profile, v: pd
     text += _md(printed_table3(t))
     others = printed_others(t)
     if not others.empty:
-        text += ("\n## The other methods\n\nOur final-epoch validation accuracy (%) of the profile's other methods, "
-                 "mean ± the half-width of its 95% Student-t interval over seeds, as above.\n\n" + _md(others))
+        text += "\n## The other methods\n\n" + others_caption(t) + "\n\n" + _md(others)
     if v is not None:
         files.write_text(folder / "verdict.csv", shown(v).to_csv(index=False))
         text += ("\n## Does MultiTune beat SpotTune?\n\n" + differences_caption(v, "MultiTune minus SpotTune")

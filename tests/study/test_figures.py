@@ -141,7 +141,7 @@ def test_the_imagenet_cpu_figures_fit_a_page(imagenet_cpu):
     assert "No panel for CIFAR100, whole dataset (not in the profile)." in caption
     assert "a fixed sample of 1,000 val images" in caption and "validated every 2 epochs" in caption
     assert [ax.get_title() for ax in by_row.axes] == ["Aircraft", "CIFAR100"]
-    assert legend_names(by_row) == ["Fine-tuning", "L2-SP", "Feature extraction", "SpotTune", "MultiTune"]
+    assert legend_names(by_row) == ["Fine-tuning", "L2-SP", "Feature extraction", "SpotTune", "MultiTune", "AMF"]
     assert "No point for CIFAR100, whole dataset (not in the profile)." in by_row_caption
 
 

@@ -1,5 +1,6 @@
 """Table 3, the verdict and the "why" contrasts from the results store alone: the committed tables are what the
 committed stores give, and what a person reads is rounded from the same numbers the CSVs keep in full."""
+import dataclasses
 import math
 import statistics
 
@@ -107,7 +108,7 @@ def test_the_printed_table3_is_the_paper_s_layout_rounded_from_the_csv(imagenet_
     assert cell["SpotTune %"] == f"{row.ours_final_pct:.1f} ± {row.ours_final_ci95_pct:.1f}" == "41.9 ± 2.8"
     assert (cell["SpotTune paper %"], cell["SpotTune min"]) == ("55.15", f"{row.ours_minutes:.0f}")  # paper: Table 3
     others = tables.printed_others(t)
-    assert list(others.columns) == ["Fine-tuning", "L2-SP", "Feature extraction"] and len(others) == 9
+    assert list(others.columns) == ["Fine-tuning", "L2-SP", "Feature extraction", "AMF"] and len(others) == 9
     caption = tables.table3_caption(t)
     assert "final epoch (15)" in caption and "over 3 seeds" in caption and "best epoch" in caption
 
@@ -291,3 +292,19 @@ def test_the_methods_table_keeps_the_whole_dataset_rows(tmp_path, finish):
     wide = tables.methods_table(tables.table3(study))
     assert wide["images_per_class"].tolist() == ["all", 20]
     assert wide["SpotTune"].tolist() == ["50.0", "40.0"]
+
+
+def test_table3_s_caption_counts_its_own_methods_and_the_other_methods_theirs(tmp_path, finish):
+    """A method still training (one seed) beside SpotTune and MultiTune (two): Table 3 says two seeds, the other
+    methods' caption says how many theirs have."""
+    study = Study("smoke", results=tmp_path)
+    study.profile = dataclasses.replace(study.profile, methods=("finetune", "l2sp", "spottune", "multitune"))
+    for seed in (0, 1):
+        for method in ("spottune", "multitune", "l2sp"):
+            finish(study, study.config(method, "aircraft", 4, seed), 0.5 + seed / 10)
+    finish(study, study.config("finetune", "aircraft", 4, 0), 0.4)
+    t = tables.table3(study)
+    assert "interval over 2 seeds," in tables.table3_caption(t)
+    assert "interval over 1 to 2 seeds (one seed: no ±), on test, precision float32." in tables.others_caption(t)
+    t_975_1 = 12.706204736174707  # Student t, 97.5% quantile, 1 degree of freedom (two seeds): from a t table
+    assert list(tables.printed_others(t).iloc[0]) == ["40.0", f"55.0 ± {t_975_1 * 5:.1f}"]  # sd 7.07, /sqrt(2): 5
