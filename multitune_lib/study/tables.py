@@ -248,10 +248,15 @@ def _without_blank_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[[c for c in frame.columns if frame[c].ne("").any()]]
 
 
+def _is_compared(t: pd.DataFrame) -> pd.Series:
+    """The rows of Table 3's own methods (SpotTune, MultiTune); the rest are the profile's other methods."""
+    return t["method"].isin([m.label for m in compared_methods()])
+
+
 def printed_others(t: pd.DataFrame) -> pd.DataFrame:
     """The profile's methods besides SpotTune and MultiTune (fine-tuning, L2-SP, ...), one column each:
     final-epoch accuracy, mean ± 95% half-width over seeds (%); empty where the profile has none."""
-    others = t[~t["method"].isin([m.label for m in compared_methods()])]
+    others = t[~_is_compared(t)]
     if others.empty:
         return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=ROW_INDEX))
     wide = methods_table(others).rename(columns={"images_per_class": ROW_INDEX[1]})
@@ -270,7 +275,7 @@ def _seeds(t: pd.DataFrame, varying: str) -> str:
 
 def others_caption(t: pd.DataFrame) -> str:
     """The caption of `printed_others`: its seeds, devices and precisions are its own, not Table 3's."""
-    others = t[~t["method"].isin([m.label for m in compared_methods()])]
+    others = t[~_is_compared(t)]
     seeds = _seeds(others, f"{int(others['seeds'].min())} to {int(others['seeds'].max())} seeds (one seed: no ±)")
     return ("Our final-epoch validation accuracy (%) of the profile's other methods, mean ± the half-width of its "
             f"95% Student-t interval over {seeds}, on {_union(others['device'])}, precision "
@@ -282,13 +287,12 @@ def table3_caption(t: pd.DataFrame) -> str:
     its paper columns are, and whether the best epoch departs from the final."""
     if t.empty:
         return "No finished run of this profile in the store yet."
-    compared = t[t["method"].isin([m.label for m in compared_methods()])]  # the printed table's columns
+    compared = t[_is_compared(t)]  # the printed table's columns
     shown = t if compared.empty else compared
     epochs = ", ".join(str(int(e)) for e in sorted(shown["epochs"].dropna().unique()))
     text = (f"Our validation accuracy (%) at the final epoch ({epochs}), mean ± the half-width of its 95% Student-t "
             f"interval over {_seeds(shown, 'seeds (the seeds columns)')}, and training minutes (training and "
-            f"validation, mean over seeds) on "
-            f"{_union(shown['device'])}, precision {_union(shown['precision'])}.")
+            f"validation, mean over seeds) on {_union(shown['device'])}, precision {_union(shown['precision'])}.")
     if t["paper_best_pct"].notna().any():
         text += (" Columns marked paper are the paper's Table 3 (a GTX 1060, the best of its 110 epochs), not ours, "
                  "as the paper prints them.")
