@@ -80,14 +80,17 @@ def policy(study: Study) -> pd.DataFrame:
 
 
 def policy_figure(long: pd.DataFrame):
-    """Network A's mean weight per epoch (B's is one minus it with two networks), a line per row and seed, with
-    the spread of the weight over images as a band."""
+    """Network A's mean weight per epoch (B's is one minus it with two networks), a line per row (colour) and seed
+    (dash), with the spread of the weight over images as a band of the line's colour: seeds are drawn apart since
+    the policy's start, not the data, can decide what it learns."""
     a = long[long["network"] == "0"].assign(row=lambda d: d["images_per_class"].astype("string").fillna("all"))
-    grid = sns.relplot(data=a, x="epoch", y="weight", hue="row", units="seed", estimator=None, col="dataset_label",
+    rows = a["row"].unique()
+    palette = dict(zip(rows, sns.color_palette(n_colors=len(rows))))
+    grid = sns.relplot(data=a, x="epoch", y="weight", hue="row", style="seed", palette=palette, col="dataset_label",
                        kind="line", height=3, aspect=1.4)
-    for (data, _, _), r in a.groupby(["dataset_label", "row", "seed"]):
+    for (data, row, _), r in a.groupby(["dataset_label", "row", "seed"]):
         grid.axes_dict[data].fill_between(r["epoch"], r["weight"] - r["weight_sd"], r["weight"] + r["weight_sd"],
-                                          alpha=0.08)
+                                          color=palette[row], alpha=0.08)
     grid.set(ylim=(0, 1))
     grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", "weight of network A (setting A)")

@@ -212,11 +212,20 @@ def amf(against: pd.DataFrame, sweep: pd.DataFrame, policy: pd.DataFrame) -> str
         said.append(f"a third network (plain fine-tuning) moves AMF by {signed(s['diff_pct'], s['ci95_pct'])} points "
                     f"on {s['data']}, {row_name(s['images_per_class'])}")
     if not policy.empty:
-        last = policy[policy["epoch"] == policy.groupby("digest")["epoch"].transform("max")]
-        a = last[last["network"] == "0"]
-        said.append(f"at the last epoch the policy gives network A a mean weight of {a['weight'].mean():.2f}, "
-                    f"spread over images by a standard deviation of {a['weight_sd'].mean():.2f}")
+        said.append(policy_said(policy))
     return "; ".join(s[:1].upper() + s[1:] if i == 0 else s for i, s in enumerate(said)) + "."
+
+
+def policy_said(policy: pd.DataFrame, leaning: float = 0.8) -> str:
+    """AMF's policy at each run's last epoch, as a range over runs rather than a mean, since runs can learn apart:
+    network A's mean weight over images, its spread, and in how many runs one network takes `leaning` or more."""
+    last = policy[policy["epoch"] == policy.groupby("digest")["epoch"].transform("max")]
+    a = last[last["network"] == "0"]
+    leans = int((last.groupby("digest")["weight"].max() >= leaning).sum())
+    return (f"at the last epoch the policy gives network A a mean weight of {a['weight'].min():.2f} to "
+            f"{a['weight'].max():.2f} over the {len(a)} runs, spread over images by a standard deviation of "
+            f"{a['weight_sd'].min():.2f} to {a['weight_sd'].max():.2f}; in {leans} of them one network takes "
+            f"{leaning:.0%} of the weight or more on average")
 
 
 def contribution(against: pd.DataFrame, cost: pd.DataFrame, criteria: pd.DataFrame) -> str:

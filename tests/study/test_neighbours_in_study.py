@@ -62,3 +62,16 @@ def test_a_criterion_is_compared_only_where_the_signed_values_runs_are_in_too():
     said = conclusions.contribution(against, pd.DataFrame(), criteria.assign(vs_signed_value_pct=[0.0, -1.25],
                                                                              vs_signed_value_ci95=[0.0, 0.5]))
     assert "ranking by taylor instead of the signed value moves it by -1.2 ± 0.5 points" in said
+
+
+def test_the_policy_sentence_gives_the_range_over_runs_and_counts_those_leaning_on_one_network():
+    import pandas as pd
+    from multitune_lib.study import conclusions
+    rows = [(d, e, net, w, sd) for d, a, sd in (("x", 0.9, 0.05), ("y", 0.5, 0.3)) for e in (1, 2)
+            for net, w in (("0", a if e == 2 else 0.5), ("1", 1 - a if e == 2 else 0.5))]
+    policy = pd.DataFrame(rows, columns=["digest", "epoch", "network", "weight", "weight_sd"])
+    said = conclusions.policy_said(policy)
+    assert "mean weight of 0.50 to 0.90 over the 2 runs" in said and "deviation of 0.05 to 0.30" in said
+    assert "in 1 of them one network takes 80%" in said
+    flipped = policy.assign(network=policy["network"].map({"0": "1", "1": "0"}))  # B leaning counts too
+    assert "in 1 of them" in conclusions.policy_said(flipped)
