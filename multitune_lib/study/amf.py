@@ -1,5 +1,6 @@
 """AMF in the study: its runs on every row of a profile, paired by seed against MultiTune (the same two settings
-with one fixed eta), SpotTune (per-image routing) and fine-tuning (AMF's own claim); a sweep with a third network
+with one fixed eta), SpotTune (per-image routing), fine-tuning (AMF's own claim) and L2-SP (one network under the
+same penalty, as "why" asks of MultiTune: does joining networks add anything); a sweep with a third network
 (plain fine-tuning) on one row; and what its policy learned, from the per-epoch record of its weights."""
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .stats import mean_ci, paired_p
 from .study import Study
 from .tables import contrasts, markdown
 
-AGAINST = [("amf", "multitune"), ("amf", "spottune"), ("amf", "finetune")]
+AGAINST = [("amf", "multitune"), ("amf", "spottune"), ("amf", "finetune"), ("amf", "l2sp")]
 THREE = ("A", "B", "finetune")  # the sweep: MultiTune's two settings and plain fine-tuning
 
 
