@@ -98,6 +98,18 @@ def policy_figure(long: pd.DataFrame):
     return grid.figure
 
 
+def most_split_seed(long: pd.DataFrame, label: str, n: int | None, default: int) -> int:
+    """The seed of the row's run whose policy weights vary most over images at its last epoch (network A's spread;
+    `policy`'s frame), where the images it weights most to each network say the most; `default` without runs."""
+    per_class = long["images_per_class"].astype("Int64")
+    on_row = per_class.isna() if n is None else per_class.eq(n).fillna(False)
+    row = long[on_row & (long["dataset_label"] == label) & (long["network"] == "0")]
+    if row.empty:
+        return default
+    last = row[row["epoch"] == row.groupby("digest")["epoch"].transform("max")]
+    return int(last.loc[last["weight_sd"].idxmax(), "seed"])
+
+
 def top_images(study: Study, dataset: str, n: int | None, seed: int) -> dict[str, torch.Tensor]:
     """Per network (named by its setting), the val images the policy weighted most to it at the run's last
     validation, on the whole val split, largest weight first; empty where the store lacks the run or its record."""

@@ -75,3 +75,15 @@ def test_the_policy_sentence_gives_the_range_over_runs_and_counts_those_leaning_
     assert "in 1 of them one network takes 80%" in said
     flipped = policy.assign(network=policy["network"].map({"0": "1", "1": "0"}))  # B leaning counts too
     assert "in 1 of them" in conclusions.policy_said(flipped)
+
+
+def test_the_top_images_come_from_the_run_whose_weights_vary_most_at_its_last_epoch():
+    import pandas as pd
+    rows = [("x", "Aircraft", 20, 0, 1, "0", 0.9), ("x", "Aircraft", 20, 0, 2, "0", 0.1),
+            ("y", "Aircraft", 20, 1, 1, "0", 0.5), ("y", "Aircraft", 20, 1, 2, "0", 0.3),
+            ("z", "Aircraft", None, 2, 2, "0", 0.8), ("w", "CIFAR100", 20, 2, 2, "0", 0.8)]
+    long = pd.DataFrame(rows, columns=["digest", "dataset_label", "images_per_class", "seed", "epoch", "network",
+                                       "weight_sd"]).astype({"images_per_class": "Int64"})
+    assert amf.most_split_seed(long, "Aircraft", 20, default=7) == 1  # x varies most, but not at its last epoch
+    assert amf.most_split_seed(long, "Aircraft", None, default=7) == 2
+    assert amf.most_split_seed(long, "Aircraft", 15, default=7) == 7
