@@ -213,6 +213,11 @@ class ResultsStore:
         return copied
 
 
+def last_epoch(history: pd.DataFrame) -> pd.DataFrame:
+    """Each run's rows at its last recorded epoch, from a frame with `digest` and `epoch` columns."""
+    return history[history["epoch"] == history.groupby("digest")["epoch"].transform("max")]
+
+
 def remove_temporary(folder: Path) -> None:
     """Half-written files of a process killed while saving (atomic writes never leave anything else)."""
     for tmp in folder.glob(".*.tmp"):

@@ -13,7 +13,7 @@ import torch
 
 from ..core.fit import load_splits
 from ..store import files
-from ..store.results import read_history
+from ..store.results import last_epoch, read_history
 from .stats import mean_ci, paired_p
 from .study import Study
 from .tables import contrasts, markdown
@@ -106,7 +106,7 @@ def most_split_seed(long: pd.DataFrame, label: str, n: int | None, default: int)
     row = long[on_row & (long["dataset_label"] == label) & (long["network"] == "0")]
     if row.empty:
         return default
-    last = row[row["epoch"] == row.groupby("digest")["epoch"].transform("max")]
+    last = last_epoch(row)
     return int(last.loc[last["weight_sd"].idxmax(), "seed"])
 
 

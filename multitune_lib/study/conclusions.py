@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..store.results import last_epoch
 from .stats import mean_ci
 from .study import Study, label
 from .tables import plural, verdict
@@ -44,7 +45,7 @@ def final_accuracy(h: pd.DataFrame, name: str) -> str:
     """'MultiTune reaches 48.1 ± 2.0% on Aircraft (3 seeds)': each dataset's final-epoch accuracy in the history
     `h` of one method, the mean over seeds with its 95% t-interval."""
     h = h.dropna(subset=["val_acc"])
-    last = h[h["epoch"] == h.groupby("digest")["epoch"].transform("max")]
+    last = last_epoch(h)
     said = [f"{percent(mean_ci(rows['val_acc'] * 100))} on {data}" for data, rows in
             last.groupby("dataset_label", sort=False)]
     return f"{name} reaches {' and '.join(said)} at its last epoch"
@@ -77,7 +78,7 @@ def spottune(h: pd.DataFrame, usage: pd.DataFrame, long: pd.DataFrame) -> str:
         said.append("None of the profile's main SpotTune runs records the policy's choices in training (notebook 07 "
                     "shows the runs that do).")
     else:
-        last = long[long["epoch"] == long.groupby("digest")["epoch"].transform("max")]
+        last = last_epoch(long)
         said.append(f"In training, at the last epoch, the policy samples the fine-tuned copy for "
                     f"{last['train_usage'].mean() * 100:.0f}% of the images with a mean entropy of "
                     f"{last['train_entropy'].mean():.2f} bits (1 bit is a coin flip) over the "
@@ -219,7 +220,7 @@ def amf(against: pd.DataFrame, sweep: pd.DataFrame, policy: pd.DataFrame) -> str
 def policy_said(policy: pd.DataFrame, leaning: float = 0.8) -> str:
     """AMF's policy at each run's last epoch, as a range over runs rather than a mean, since runs can learn apart:
     network A's mean weight over images, its spread, and in how many runs one network takes `leaning` or more."""
-    last = policy[policy["epoch"] == policy.groupby("digest")["epoch"].transform("max")]
+    last = last_epoch(policy)
     a = last[last["network"] == "0"]
     leans = int((last.groupby("digest")["weight"].max() >= leaning).sum())
     return (f"at the last epoch the policy gives network A a mean weight of {a['weight'].min():.2f} to "

@@ -8,6 +8,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
+from ..store.results import last_epoch
 from .figures import method_style
 from .stats import t_interval
 from .study import label
@@ -47,7 +48,7 @@ def last_usage(h: pd.DataFrame) -> pd.DataFrame:
     if h.empty or not cols:
         return pd.DataFrame(columns=["digest", "dataset_label", "images_per_class", "seed", "block", "share",
                                      "share_pct"])
-    last = h[h["epoch"] == h.groupby("digest")["epoch"].transform("max")]
+    last = last_epoch(h)
     long = last.melt(id_vars=["digest", "dataset_label", "images_per_class", "seed"], value_vars=cols,
                      var_name="block", value_name="share").dropna(subset=["share"])
     return long.assign(block=long["block"].str.removeprefix("usage.").astype(int) + 1, share_pct=long["share"] * 100)

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from ..store.results import last_epoch
 from .figures import save_fig
 from .study import Study
 
@@ -63,7 +64,7 @@ def updates(long: pd.DataFrame) -> pd.DataFrame:
     table = per_epoch.pivot_table(index=keys, columns="lr.policy", values="policy_updates", aggfunc="sum")
     table.columns = [f"updates at lr {lr:g}" for lr in table.columns]
     table["updates"] = table.sum(axis=1)
-    last = long[long["epoch"] == long.groupby("digest")["epoch"].transform("max")]
+    last = last_epoch(long)
     table["last-epoch entropy (bits)"] = last.groupby(keys)["train_entropy"].mean()
     return table.reset_index()
 
@@ -80,7 +81,7 @@ def figure(long: pd.DataFrame):
         sns.lineplot(data=entropy, x="epoch", y="train_entropy", hue="dataset_label", units="seed",
                      estimator=None, ax=left)
         left.set(ylim=(0, 1.05), ylabel="entropy (bits)", title=f"{name}: the policy's uncertainty in training")
-        last = runs[runs["epoch"] == runs.groupby("digest")["epoch"].transform("max")]
+        last = last_epoch(runs)
         shares = last.melt(id_vars=["block", "dataset_label"], value_vars=["train_usage", "usage"],
                            var_name="measure", value_name="share").replace({"measure": MEASURES})
         sns.pointplot(data=shares.assign(share_pct=shares["share"] * 100), x="block", y="share_pct", hue="measure",

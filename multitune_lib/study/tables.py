@@ -16,6 +16,7 @@ from .. import paths
 from ..core.method import compared_methods
 from ..core.registry import METHODS
 from ..store import files
+from ..store.results import last_epoch
 from . import profiles
 from .stats import ci95, holm, paired_p
 from .study import Study, label
@@ -399,7 +400,7 @@ def block_usage(study: Study) -> pd.DataFrame:
     usage = [c for c in h.columns if c.startswith("usage.")]
     if h.empty or not usage:
         return pd.DataFrame(columns=["data", "images_per_class", "block", "fine_tuned_share"])
-    last = h[h["epoch"] == h.groupby("digest")["epoch"].transform("max")]
+    last = last_epoch(h)
     long = last.melt(id_vars=["dataset_label", "images_per_class"], value_vars=usage, var_name="block",
                      value_name="fine_tuned_share").dropna(subset=["fine_tuned_share"])
     long["block"] = long["block"].str.removeprefix("usage.").astype(int) + 1
