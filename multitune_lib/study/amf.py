@@ -16,7 +16,7 @@ from ..store import files
 from ..store.results import last_epoch, read_history
 from .stats import mean_ci, paired_p
 from .study import Study
-from .tables import contrasts, markdown
+from .tables import contrasts, markdown, row_key
 
 AGAINST = [("amf", "multitune"), ("amf", "spottune"), ("amf", "finetune"), ("amf", "l2sp")]
 THREE = ("A", "B", "finetune")  # the sweep: MultiTune's two settings and plain fine-tuning
@@ -76,16 +76,18 @@ def policy(study: Study) -> pd.DataFrame:
                                      "weight", "weight_sd", "share"])
     long = h.melt(id_vars=["digest", "dataset_label", "images_per_class", "seed", "epoch"], value_vars=cols)
     long[["measure", "network"]] = long["variable"].str.split(".", expand=True)
-    return long.pivot_table(index=["digest", "dataset_label", "images_per_class", "seed", "epoch", "network"],
-                            columns="measure", values="value").reset_index()
+    index = ["digest", "dataset_label", "images_per_class", "seed", "epoch", "network", "measure"]
+    # unstack, not pivot_table: its grouping would drop the whole-dataset row, whose images_per_class is missing
+    return long.set_index(index)["value"].unstack("measure").reset_index().rename_axis(columns=None)
 
 
 def policy_figure(long: pd.DataFrame):
     """Network A's mean weight per epoch (B's is one minus it with two networks), a line per row (colour) and seed
     (dash), with the spread of the weight over images as a band of the line's colour: seeds are drawn apart since
     the policy's start, not the data, can decide what it learns."""
-    a = long[long["network"] == "0"].assign(row=lambda d: d["images_per_class"].astype("string").fillna("all"))
-    rows = a["row"].unique()
+    a = long[long["network"] == "0"].sort_values("images_per_class", key=lambda n: n.map(row_key))
+    a = a.assign(row=a["images_per_class"].astype("string").fillna("all"))
+    rows = a["row"].unique()  # the paper's row order: all, 20, 15, 10, 5
     palette = dict(zip(rows, sns.color_palette(n_colors=len(rows))))
     grid = sns.relplot(data=a, x="epoch", y="weight", hue="row", style="seed", palette=palette, col="dataset_label",
                        kind="line", height=3, aspect=1.4)

@@ -61,11 +61,12 @@ def updates(long: pd.DataFrame) -> pd.DataFrame:
     """Policy updates per run at each policy lr, and in all, with the mean entropy at the last epoch."""
     per_epoch = long.drop_duplicates(["digest", "epoch"])
     keys = ["variant", "dataset_label", "images_per_class", "seed"]
-    table = per_epoch.pivot_table(index=keys, columns="lr.policy", values="policy_updates", aggfunc="sum")
+    # dropna=False: the whole-dataset row's images_per_class is missing, and a plain grouping would drop it
+    table = per_epoch.groupby([*keys, "lr.policy"], dropna=False)["policy_updates"].sum().unstack("lr.policy")
     table.columns = [f"updates at lr {lr:g}" for lr in table.columns]
     table["updates"] = table.sum(axis=1)
     last = last_epoch(long)
-    table["last-epoch entropy (bits)"] = last.groupby(keys)["train_entropy"].mean()
+    table["last-epoch entropy (bits)"] = last.groupby(keys, dropna=False)["train_entropy"].mean()
     return table.reset_index()
 
 
@@ -76,9 +77,9 @@ def figure(long: pd.DataFrame):
     fig, axes = plt.subplots(len(variants), 2, figsize=(12, 2.8 * len(variants)), squeeze=False)
     for (left, right), name in zip(axes, variants):
         runs = long[long["variant"] == name]
-        entropy = runs.groupby(["dataset_label", "images_per_class", "seed", "epoch"], as_index=False)[
-            "train_entropy"].mean()
-        sns.lineplot(data=entropy, x="epoch", y="train_entropy", hue="dataset_label", units="seed",
+        # one line per run: a seed trains several rows of a dataset, and lines by seed would join them
+        entropy = runs.groupby(["dataset_label", "digest", "epoch"], as_index=False)["train_entropy"].mean()
+        sns.lineplot(data=entropy, x="epoch", y="train_entropy", hue="dataset_label", units="digest",
                      estimator=None, ax=left)
         left.set(ylim=(0, 1.05), ylabel="entropy (bits)", title=f"{name}: the policy's uncertainty in training")
         last = last_epoch(runs)

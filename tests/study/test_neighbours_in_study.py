@@ -87,3 +87,16 @@ def test_the_top_images_come_from_the_run_whose_weights_vary_most_at_its_last_ep
     assert amf.most_split_seed(long, "Aircraft", 20, default=7) == 1  # x varies most, but not at its last epoch
     assert amf.most_split_seed(long, "Aircraft", None, default=7) == 2
     assert amf.most_split_seed(long, "Aircraft", 15, default=7) == 7
+
+
+def test_the_policy_table_keeps_the_whole_dataset_row(tmp_path, monkeypatch):
+    import pandas as pd
+    h = pd.DataFrame({"method": "amf", "main": True, "val_acc": [0.4, 0.3], "digest": ["whole", "twenty"],
+                      "dataset_label": "Aircraft", "images_per_class": pd.array([None, 20], dtype="Int64"),
+                      "seed": 0, "epoch": 15, "weight.0": [0.9, 0.6], "weight.1": [0.1, 0.4],
+                      "weight_sd.0": [0.05, 0.3], "weight_sd.1": [0.05, 0.3], "share.0": [1.0, 0.7],
+                      "share.1": [0.0, 0.3]})
+    study = Study("imagenet-cpu", results=tmp_path, train=False)
+    monkeypatch.setattr(study, "history", lambda: h)
+    long = amf.policy(study).set_index(["digest", "network"])
+    assert len(long) == 4 and long.loc[("whole", "0"), "weight"] == 0.9 and long.loc[("twenty", "1"), "share"] == 0.3

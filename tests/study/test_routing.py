@@ -23,3 +23,24 @@ def test_updates_sum_each_lr_once_per_epoch_and_read_the_entropy_of_the_last():
     t = routing.updates(pd.DataFrame(rows)).iloc[0]
     assert (t["updates at lr 0.01"], t["updates at lr 0.001"], t["updates"]) == (32, 8, 40)
     assert t["last-epoch entropy (bits)"] == pytest.approx(0.55)
+
+
+def records(rows: dict) -> pd.DataFrame:
+    """Two epochs of one routed block for each run: digest -> images per class (None: the whole dataset)."""
+    return pd.DataFrame([{"digest": d, "epoch": e, "lr.policy": 0.01, "policy_updates": 4, "block": 2,
+                          "train_entropy": 1.0 - 0.1 * e, "train_usage": 0.5, "usage": 0.5,
+                          "variant": "route residual", "dataset_label": "Aircraft", "images_per_class": n,
+                          "seed": 0} for d, n in rows.items() for e in (1, 2)]).astype({"images_per_class": "Int64"})
+
+
+def test_the_whole_dataset_row_keeps_its_updates():
+    t = routing.updates(records({"whole": None, "twenty": 20}))
+    assert len(t) == 2 and t["updates"].tolist() == [8, 8]
+    assert t["last-epoch entropy (bits)"].tolist() == pytest.approx([0.8, 0.8])
+
+
+def test_the_entropy_panel_draws_one_line_per_run_not_per_seed():
+    import matplotlib.pyplot as plt
+    fig = routing.figure(records({"whole": None, "twenty": 20, "ten": 10}))  # three runs of one seed
+    assert len([line for line in fig.axes[0].get_lines() if len(line.get_xdata())]) == 3  # not legend handles
+    plt.close(fig)
