@@ -74,8 +74,11 @@ def cluster_from(file: Path | None, **given) -> Cluster:
 def pending(study: Study, datasets: list[str] | None = None, rows=None, methods=None) -> list[RunConfig]:
     """The configs still to train: with `datasets` None every run of the study's notebooks (Table 3's and the
     ablation's, each once), else Table 3's runs of those datasets (all of the profile's where the list is empty),
-    rows and methods (None: all of the profile's)."""
+    rows and methods (None: all of the profile's). A finished run that a cancelled job left untidy (its lock or
+    checkpoint, killed between run.json and the clean-up) is tidied here, since no job will ask for it again."""
     runs = plan.runs_to_plan(study) if datasets is None else study.planned(rows, datasets or None, methods)
+    for r in runs[runs["done"]].itertuples():
+        study.store.tidy(r.digest)
     return [r.config for r in runs.itertuples() if not r.done]
 
 

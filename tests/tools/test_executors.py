@@ -52,6 +52,16 @@ def test_local_jobs_train_the_smoke_runs_into_one_store_and_table3_regenerates(d
     assert "nothing to train" in capsys.readouterr().out
 
 
+def test_a_finished_run_a_killed_job_left_locked_is_tidied_when_the_store_is_read_for_what_to_send(tmp_path, finish):
+    study = Study("smoke", results=tmp_path / "store")
+    cfg = executors.pending(study, ["aircraft"])[0]
+    d = study.store.run_dir(finish(study, cfg))
+    (d / ".lock").write_text("")  # a job cancelled after run.json, before its lock went: nothing will ask for it
+    (d / "checkpoint.pt").write_bytes(b"resumable state")
+    assert cfg not in executors.pending(study, ["aircraft"])
+    assert sorted(p.name for p in d.iterdir()) == ["history.csv", "run.json"]
+
+
 def test_a_failed_job_names_its_error_and_log_and_leaves_the_store_clean(tmp_path, monkeypatch):
     study = Study("smoke", data_root=tmp_path / "nowhere", results=tmp_path / "store")
     monkeypatch.setattr(executors, "pending", lambda s, d=None, rows=None, methods=None:
