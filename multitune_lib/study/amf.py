@@ -66,6 +66,21 @@ def sweep(study: Study) -> pd.DataFrame:
                           "diff_pct": m.mean, "ci95_pct": m.half_width, "p": paired_p(diff), "seeds": m.n}])
 
 
+def sweep_policy(study: Study) -> pd.DataFrame:
+    """On the sweep row, each K = 3 run's policy at its last validated epoch: per seed and network (named by its
+    setting), the mean weight over the val images, its spread and the share of images weighted most to it."""
+    dataset, n = sweep_row(study)
+    rows = []
+    for seed in study.seeds:
+        cfg = study.config("amf", dataset, n, seed, source_sha256=study.source_sha256, amf_settings=THREE)
+        if study.store.finished(cfg.digest()) is None:
+            continue
+        last = read_history(study.store.run_dir(cfg.digest()) / "history.csv").dropna(subset=["val_acc"]).iloc[-1]
+        rows += [{"seed": seed, "network": name, "weight": last[f"weight.{k}"], "weight_sd": last[f"weight_sd.{k}"],
+                  "share": last[f"share.{k}"]} for k, name in enumerate(THREE)]
+    return pd.DataFrame(rows, columns=["seed", "network", "weight", "weight_sd", "share"])
+
+
 def policy(study: Study) -> pd.DataFrame:
     """Per main AMF run and validated epoch, each network's mean weight, its spread over images, and its share."""
     h = study.history()

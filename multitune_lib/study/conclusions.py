@@ -201,10 +201,11 @@ def contrasts_said(against: pd.DataFrame) -> list[str]:
     return said
 
 
-def amf(against: pd.DataFrame, sweep: pd.DataFrame, policy: pd.DataFrame) -> str:
+def amf(against: pd.DataFrame, sweep: pd.DataFrame, policy: pd.DataFrame, third: pd.DataFrame | None = None) -> str:
     """Notebook 08: AMF against each method on the rows it ran (better, within or worse by the row's interval,
-    and what Holm's adjustment over the rows keeps), the third network's effect, and whether its policy weights
-    the images apart. Arguments: `amf.against`, `amf.sweep` and `amf.policy`."""
+    and what Holm's adjustment over the rows keeps), the third network's effect and the weight its policy gives
+    each of the three, and whether its policy weights the images apart. Arguments: `amf.against`, `amf.sweep`,
+    `amf.policy` and `amf.sweep_policy`."""
     if against.empty:
         return "No AMF run of this profile is in the store yet."
     said = contrasts_said(against)
@@ -212,9 +213,21 @@ def amf(against: pd.DataFrame, sweep: pd.DataFrame, policy: pd.DataFrame) -> str
     if s["seeds"] > 0:
         said.append(f"a third network (plain fine-tuning) moves AMF by {signed(s['diff_pct'], s['ci95_pct'])} points "
                     f"on {s['data']}, {row_name(s['images_per_class'])}")
+    if third is not None and not third.empty:
+        said.append(three_said(third))
     if not policy.empty:
         said.append(policy_said(policy))
     return "; ".join(s[:1].upper() + s[1:] if i == 0 else s for i, s in enumerate(said)) + "."
+
+
+def three_said(third: pd.DataFrame) -> str:
+    """The K = 3 sweep's policy at the last epoch: each network's mean weight over images, as a range over seeds,
+    since each seed's policy can settle apart (`amf.sweep_policy`'s frame)."""
+    w = third.groupby("network", sort=False)["weight"].agg(["min", "max"])
+    named = ", ".join(f"{'plain fine-tuning' if name == 'finetune' else 'setting ' + name} {r['min']:.2f} to "
+                      f"{r['max']:.2f}" for name, r in w.iterrows())
+    return (f"with three networks the policy's mean weight per network at the last epoch, over the "
+            f"{third['seed'].nunique()} seeds, is {named}")
 
 
 def policy_said(policy: pd.DataFrame, leaning: float = 0.8) -> str:

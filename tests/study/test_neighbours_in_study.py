@@ -100,3 +100,26 @@ def test_the_policy_table_keeps_the_whole_dataset_row(tmp_path, monkeypatch):
     monkeypatch.setattr(study, "history", lambda: h)
     long = amf.policy(study).set_index(["digest", "network"])
     assert len(long) == 4 and long.loc[("whole", "0"), "weight"] == 0.9 and long.loc[("twenty", "1"), "share"] == 0.3
+
+
+def test_the_sweep_policy_reads_each_three_network_runs_last_validated_epoch(tmp_path, monkeypatch):
+    import pandas as pd
+    from multitune_lib.study import conclusions
+    study = Study("imagenet-cpu", results=tmp_path, train=False)
+    dataset, n = amf.sweep_row(study)
+    digests = {study.config("amf", dataset, n, seed, source_sha256=study.source_sha256,
+                            amf_settings=amf.THREE).digest(): seed for seed in (0, 2)}  # seed 1 not trained
+    for digest, seed in digests.items():
+        (tmp_path / digest).mkdir()
+        weights = {f"{m}.{k}": [w, 0.0] for k, w in enumerate((0.5 - seed / 10, 0.3, 0.2 + seed / 10))
+                   for m in ("weight", "weight_sd", "share")}
+        # epoch 15 was not validated (its record is empty): epoch 14 is the last the policy was read at
+        pd.DataFrame({"epoch": [14, 15], "val_acc": [0.2, None]} | weights).to_csv(tmp_path / digest / "history.csv",
+                                                                                  index=False)
+    monkeypatch.setattr(study.store, "finished", lambda d: {} if d in digests else None)
+    monkeypatch.setattr(study.store, "run_dir", lambda d: tmp_path / d)
+    third = amf.sweep_policy(study).set_index(["seed", "network"])
+    assert sorted(third.index) == [(s, net) for s in (0, 2) for net in sorted(amf.THREE)]
+    assert third.loc[(2, "A"), "weight"] == 0.3 and third.loc[(0, "finetune"), "share"] == 0.2
+    said = conclusions.three_said(third.reset_index())
+    assert "over the 2 seeds, is setting A 0.30 to 0.50, setting B 0.30 to 0.30, plain fine-tuning 0.20 to 0.40" in said
