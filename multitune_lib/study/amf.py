@@ -15,7 +15,7 @@ from ..core.fit import load_splits
 from ..store import files
 from ..store.results import last_epoch, read_history
 from .stats import mean_ci, paired_p
-from .study import Study
+from .study import Study, label
 from .tables import contrasts, markdown, row_key
 
 AGAINST = [("amf", "multitune"), ("amf", "spottune"), ("amf", "finetune"), ("amf", "l2sp")]
@@ -49,21 +49,31 @@ def against(study: Study) -> pd.DataFrame:
 
 
 def sweep(study: Study) -> pd.DataFrame:
-    """On the sweep row: AMF with three networks minus AMF with two, paired by seed (final epoch, points)."""
+    """On the sweep row, AMF with three networks minus AMF with two (what the third network adds), MultiTune (the
+    one-eta join of A and B) and fine-tuning (the third network's recipe alone), paired by seed (final epoch,
+    points); a row per contrast, AMF with two networks first."""
     dataset, n = sweep_row(study)
+    three = final_pct(study, "amf", dataset, n, amf_settings=THREE)
+    rows = []
+    for method in ("amf", "multitune", "finetune"):
+        other = final_pct(study, method, dataset, n)
+        diff = three - other
+        m = mean_ci(diff)
+        rows.append({"data": study.profile.label(dataset), "images_per_class": n,
+                     "contrast": f"AMF (K = 3) - {'AMF (K = 2)' if method == 'amf' else label(method)}",
+                     "K=3_pct": mean_ci(three).mean, "other_pct": mean_ci(other).mean, "diff_pct": m.mean,
+                     "ci95_pct": m.half_width, "p": paired_p(diff), "seeds": m.n})
+    return pd.DataFrame(rows)
+
+
+def final_pct(study: Study, method: str, dataset: str, n: int | None, **extra) -> pd.Series:
+    """Per seed, the final val accuracy (%) of the method's run on the row; NaN where the store lacks it."""
     acc = {}
-    for k, settings in ((2, None), (3, THREE)):
-        extra = {"amf_settings": settings} if settings else {}
-        for seed in study.seeds:
-            cfg = study.config("amf", dataset, n, seed, source_sha256=study.source_sha256, **extra)
-            run = study.store.finished(cfg.digest())
-            acc[(k, seed)] = run["metrics"]["final_val_acc"] * 100 if run else float("nan")
-    diff = pd.Series([acc[(3, s)] - acc[(2, s)] for s in study.seeds], dtype=float)
-    m = mean_ci(diff)
-    return pd.DataFrame([{"data": study.profile.label(dataset), "images_per_class": n,
-                          "K=2_pct": mean_ci([acc[(2, s)] for s in study.seeds]).mean,
-                          "K=3_pct": mean_ci([acc[(3, s)] for s in study.seeds]).mean,
-                          "diff_pct": m.mean, "ci95_pct": m.half_width, "p": paired_p(diff), "seeds": m.n}])
+    for seed in study.seeds:
+        cfg = study.config(method, dataset, n, seed, source_sha256=study.source_sha256, **extra)
+        run = study.store.finished(cfg.digest())
+        acc[seed] = run["metrics"]["final_val_acc"] * 100 if run else float("nan")
+    return pd.Series(acc, dtype=float)
 
 
 def sweep_policy(study: Study) -> pd.DataFrame:

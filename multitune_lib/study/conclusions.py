@@ -209,15 +209,23 @@ def amf(against: pd.DataFrame, sweep: pd.DataFrame, policy: pd.DataFrame, third:
     if against.empty:
         return "No AMF run of this profile is in the store yet."
     said = contrasts_said(against)
-    s = sweep.iloc[0]
-    if s["seeds"] > 0:
-        said.append(f"a third network (plain fine-tuning) moves AMF by {signed(s['diff_pct'], s['ci95_pct'])} points "
-                    f"on {s['data']}, {row_name(s['images_per_class'])}")
+    if sweep["seeds"].iloc[0] > 0:
+        said.append(third_network_said(sweep))
     if third is not None and not third.empty:
         said.append(three_said(third))
     if not policy.empty:
         said.append(policy_said(policy))
     return "; ".join(s[:1].upper() + s[1:] if i == 0 else s for i, s in enumerate(said)) + "."
+
+
+def third_network_said(sweep: pd.DataFrame) -> str:
+    """`amf.sweep`'s contrasts in a clause: what the third network moves AMF by, then where that leaves it against
+    MultiTune and fine-tuning (those whose runs are in)."""
+    s, rest = sweep.iloc[0], sweep.iloc[1:]
+    against = ", ".join(f"{r.contrast}: {signed(r.diff_pct, r.ci95_pct)}" for r in rest.itertuples() if r.seeds > 0)
+    return (f"a third network (plain fine-tuning) moves AMF by {signed(s['diff_pct'], s['ci95_pct'])} points on "
+            f"{s['data']}, {row_name(s['images_per_class'])}, over {plural(int(s['seeds']), 'seed')}"
+            + (f"; {against} points" if against else ""))
 
 
 def three_said(third: pd.DataFrame) -> str:

@@ -123,3 +123,23 @@ def test_the_sweep_policy_reads_each_three_network_runs_last_validated_epoch(tmp
     assert third.loc[(2, "A"), "weight"] == 0.3 and third.loc[(0, "finetune"), "share"] == 0.2
     said = conclusions.three_said(third.reset_index())
     assert "over the 2 seeds, is setting A 0.30 to 0.50, setting B 0.30 to 0.30, plain fine-tuning 0.20 to 0.40" in said
+
+
+def test_the_sweep_pairs_three_networks_with_two_multitune_and_fine_tuning_by_seed(tmp_path, monkeypatch):
+    from multitune_lib.study import conclusions
+    study = Study("imagenet-cpu", results=tmp_path, train=False)
+    dataset, n = amf.sweep_row(study)
+    acc = {("amf", amf.THREE, 0): 0.40, ("amf", amf.THREE, 1): 0.38, ("amf", None, 0): 0.36, ("amf", None, 1): 0.35,
+           ("multitune", None, 0): 0.35, ("multitune", None, 1): 0.36, ("finetune", None, 0): 0.34}
+    runs = {study.config(m, dataset, n, seed, source_sha256=study.source_sha256,
+                         **({"amf_settings": k} if k else {})).digest(): {"metrics": {"final_val_acc": a}}
+            for (m, k, seed), a in acc.items()}
+    monkeypatch.setattr(study.store, "finished", runs.get)
+    sweep = amf.sweep(study).set_index("contrast")
+    assert list(sweep.index) == ["AMF (K = 3) - AMF (K = 2)", "AMF (K = 3) - MultiTune", "AMF (K = 3) - Fine-tuning"]
+    assert sweep["seeds"].tolist() == [2, 2, 1]  # fine-tuning's seed 1 is missing: one pair
+    assert round(sweep.loc["AMF (K = 3) - AMF (K = 2)", "diff_pct"], 6) == 3.5
+    assert round(sweep.loc["AMF (K = 3) - Fine-tuning", "diff_pct"], 6) == 6.0
+    said = conclusions.third_network_said(sweep.reset_index())
+    assert said.startswith("a third network (plain fine-tuning) moves AMF by +3.5 ± ") and "over 2 seeds; AMF (K = 3) - MultiTune: +" in said
+    assert said.endswith(", AMF (K = 3) - Fine-tuning: +6.0 points")  # one pair: no interval
