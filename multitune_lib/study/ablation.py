@@ -55,8 +55,7 @@ def configs(study: Study, dataset: str, images_per_class: int | None) -> pd.Data
             for method in METHODS_COMPARED:
                 s = settings(method, dataset, difference)
                 fields = study.profile.ablation_settings.get(method, {}) | s
-                cfg = study.config(method, dataset, images_per_class, seed, source_sha256=study.source_sha256,
-                                   **fields)
+                cfg = study.run_config(method, dataset, images_per_class, seed, **fields)
                 rows.append({"difference": difference, "method": method, "seed": seed, "settings": fields,
                              "config": cfg.resolved(), "digest": cfg.digest(), "same_as_paper": not s})
     return pd.DataFrame(rows)

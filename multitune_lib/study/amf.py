@@ -53,10 +53,10 @@ def sweep(study: Study) -> pd.DataFrame:
     one-eta join of A and B) and fine-tuning (the third network's recipe alone), paired by seed (final epoch,
     points); a row per contrast, AMF with two networks first."""
     dataset, n = sweep_row(study)
-    three = final_pct(study, "amf", dataset, n, amf_settings=THREE)
+    three = study.final_pct("amf", dataset, n, amf_settings=THREE)
     rows = []
     for method in ("amf", "multitune", "finetune"):
-        other = final_pct(study, method, dataset, n)
+        other = study.final_pct(method, dataset, n)
         diff = three - other
         m = mean_ci(diff)
         rows.append({"data": study.profile.label(dataset), "images_per_class": n,
@@ -66,23 +66,13 @@ def sweep(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def final_pct(study: Study, method: str, dataset: str, n: int | None, **extra) -> pd.Series:
-    """Per seed, the final val accuracy (%) of the method's run on the row; NaN where the store lacks it."""
-    acc = {}
-    for seed in study.seeds:
-        cfg = study.config(method, dataset, n, seed, source_sha256=study.source_sha256, **extra)
-        run = study.store.finished(cfg.digest())
-        acc[seed] = run["metrics"]["final_val_acc"] * 100 if run else float("nan")
-    return pd.Series(acc, dtype=float)
-
-
 def sweep_policy(study: Study) -> pd.DataFrame:
     """On the sweep row, each K = 3 run's policy at its last validated epoch: per seed and network (named by its
     setting), the mean weight over the val images, its spread and the share of images weighted most to it."""
     dataset, n = sweep_row(study)
     rows = []
     for seed in study.seeds:
-        cfg = study.config("amf", dataset, n, seed, source_sha256=study.source_sha256, amf_settings=THREE)
+        cfg = study.run_config("amf", dataset, n, seed, amf_settings=THREE)
         if study.store.finished(cfg.digest()) is None:
             continue
         last = read_history(study.store.run_dir(cfg.digest()) / "history.csv").dropna(subset=["val_acc"]).iloc[-1]
@@ -140,7 +130,7 @@ def most_split_seed(long: pd.DataFrame, label: str, n: int | None, default: int)
 def top_images(study: Study, dataset: str, n: int | None, seed: int) -> dict[str, torch.Tensor]:
     """Per network (named by its setting), the val images the policy weighted most to it at the run's last
     validation, on the whole val split, largest weight first; empty where the store lacks the run or its record."""
-    cfg = study.config("amf", dataset, n, seed, source_sha256=study.source_sha256)
+    cfg = study.run_config("amf", dataset, n, seed)
     run = study.store.finished(cfg.digest())
     if run is None:
         return {}

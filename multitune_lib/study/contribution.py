@@ -89,17 +89,12 @@ def criteria(study: Study) -> pd.DataFrame:
     """On the ablation row: each criterion's final accuracy over the seeds, and paired by seed its difference from
     the released code's rule (signed value) with the 95% interval and p."""
     dataset, n = ablation_row(study)
-    acc = {}
-    for c in CRITERIA:
-        for seed in study.seeds:
-            cfg = study.config("contribution", dataset, n, seed, source_sha256=study.source_sha256,
-                               **({} if c == DEFAULT else {"criterion": c}))
-            run = study.store.finished(cfg.digest())
-            acc[(c, seed)] = run["metrics"]["final_val_acc"] * 100 if run else float("nan")
+    acc = {c: study.final_pct("contribution", dataset, n, **({} if c == DEFAULT else {"criterion": c}))
+           for c in CRITERIA}
     rows = []
     for c in CRITERIA:
-        diff = pd.Series([acc[(c, s)] - acc[(DEFAULT, s)] for s in study.seeds], dtype=float)
-        m, a = mean_ci(diff), mean_ci([acc[(c, s)] for s in study.seeds])
+        diff = acc[c] - acc[DEFAULT]
+        m, a = mean_ci(diff), mean_ci(acc[c])
         rows.append({"data": study.profile.label(dataset), "images_per_class": n, "criterion": c, "acc_pct": a.mean,
                      "acc_ci95": a.half_width, "vs_signed_value_pct": m.mean, "vs_signed_value_ci95": m.half_width,
                      "p": paired_p(diff), "seeds": a.n})

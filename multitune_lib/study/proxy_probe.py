@@ -17,11 +17,11 @@ from .study import Study
 
 def configs(study: Study, dataset: str, n: int | None, candidates: int, seeds, epochs: int) -> list[tuple]:
     """(candidate, seed, proxy config): seed 0's search's first candidates, each as a proxy under every seed."""
-    base = study.config("contribution", dataset, n, 0, source_sha256=study.source_sha256).resolved()
+    base = study.run_config("contribution", dataset, n, 0).resolved()
     out = []
     for i, ratios in enumerate(ratio_search.first_candidates(base, candidates)):
         for seed in seeds:
-            cfg = study.config("contribution", dataset, n, seed, source_sha256=study.source_sha256).resolved()
+            cfg = study.run_config("contribution", dataset, n, seed).resolved()
             out.append((i, seed, ratio_search.proxy_config(dataclasses.replace(cfg, proxy_epochs=epochs), ratios)))
     return out
 

@@ -60,7 +60,7 @@ def scopes(study: Study) -> pd.DataFrame:
 
 
 def entry(study: Study, variant: str, method: str, dataset: str, n: int | None, seed: int, settings: dict) -> dict:
-    cfg = study.config(method, dataset, n, seed, source_sha256=study.source_sha256, **settings)
+    cfg = study.run_config(method, dataset, n, seed, **settings)
     return {"variant": variant, "method": method, "dataset": dataset, "images_per_class": n, "seed": seed,
             "settings": settings, "digest": cfg.digest()}
 

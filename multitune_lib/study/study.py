@@ -77,6 +77,21 @@ class Study:
         return RunConfig(method=method, dataset=dataset, images_per_class=images_per_class, backbone=p.backbone,
                          input_size=p.input_size, classes=p.classes(dataset), seed=seed, epochs=p.epochs, **settings)
 
+    def run_config(self, method: str, dataset: str, images_per_class: int | None, seed: int = 0,
+                   **settings) -> RunConfig:
+        """The config `run` trains: `config` with the source's digest where the method starts from the source."""
+        sha = self.source_sha256 if METHODS.get(method).from_source else None
+        return self.config(method, dataset, images_per_class, seed, source_sha256=sha, **settings)
+
+    def final_pct(self, method: str, dataset: str, images_per_class: int | None, **settings) -> pd.Series:
+        """Per seed, the final val accuracy (%) of the run `run` would read; NaN where the store lacks it (nothing
+        trains, nothing is counted)."""
+        acc = {}
+        for seed in self.seeds:
+            done = self.store.finished(self.run_config(method, dataset, images_per_class, seed, **settings).digest())
+            acc[seed] = done["metrics"]["final_val_acc"] * 100 if done else float("nan")
+        return pd.Series(acc, dtype=float)
+
     def run(self, method: str, dataset: str, images_per_class: int | None, seed: int = 0,
             **settings) -> dict | None:
         """One row of the study, read from the store, else trained; `images_per_class=None` is the whole split.
@@ -86,8 +101,7 @@ class Study:
             raise ConfigError(f"the {p.name} profile starts from a source checkpoint ({self.source or 'none given'}): "
                               "pass source=resnet26_pretrained.t7 (the SpotTune release) or one of ours "
                               "(`python -m multitune_lib pretrain`)")
-        sha = self.source_sha256 if METHODS.get(method).from_source else None
-        cfg = self.config(method, dataset, images_per_class, seed, source_sha256=sha, **settings)
+        cfg = self.run_config(method, dataset, images_per_class, seed, **settings)
         digest = cfg.digest()
         if (done := self.store.finished(digest)) is not None:
             self.log.append(("found", method, digest))
@@ -166,9 +180,8 @@ class Study:
         for d in datasets or p.datasets:
             for n in p.rows() if rows is None else rows:
                 for m in (methods or self.methods) if p.has_row(d, n) else []:
-                    sha = self.source_sha256 if METHODS.get(m).from_source else None
                     for seed in self.seeds:
-                        cfg = self.config(m, d, n, seed, source_sha256=sha).resolved()
+                        cfg = self.run_config(m, d, n, seed).resolved()
                         out.append({"method": m, "dataset": d, "images_per_class": n, "seed": seed, "config": cfg,
                                     "digest": cfg.digest(), "done": self.store.finished(cfg.digest()) is not None})
         return pd.DataFrame(out, columns=["method", "dataset", "images_per_class", "seed", "config", "digest", "done"])
@@ -188,9 +201,7 @@ class Study:
         if run["method"] not in METHODS or run["dataset"] not in self.profile.datasets:
             return False
         n = None if pd.isna(run["images_per_class"]) else int(run["images_per_class"])
-        sha = self.source_sha256 if METHODS.get(run["method"]).from_source else None
-        cfg = self.config(run["method"], run["dataset"], n, int(run["seed"]), source_sha256=sha)
-        return cfg.digest() == run["digest"]
+        return self.run_config(run["method"], run["dataset"], n, int(run["seed"])).digest() == run["digest"]
 
     def is_full_row(self, images_per_class: pd.Series) -> pd.Series:
         """True for the profile's whole-dataset row (none where the profile has no such rows)."""

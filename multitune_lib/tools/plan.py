@@ -33,7 +33,7 @@ def eta_sweep(study: Study) -> pd.DataFrame:
     dataset = next(iter(p.datasets))
     for eta in p.eta_grid:
         for seed in study.seeds:
-            cfg = study.config("multitune", dataset, p.full_row, seed, eta=eta, source_sha256=study.source_sha256)
+            cfg = study.run_config("multitune", dataset, p.full_row, seed, eta=eta)
             rows.append({"method": "multitune", "seed": seed, "config": cfg.resolved(), "digest": cfg.digest()})
     return pd.DataFrame(rows, columns=["method", "seed", "config", "digest"]).assign(
         dataset=dataset, images_per_class=p.full_row)
@@ -49,7 +49,7 @@ def method_sweeps(study: Study) -> pd.DataFrame:
     for method, queue in SWEEPS.items():
         for dataset, n, seed, settings in queue(study) if method in study.methods else []:
             if settings:
-                cfg = study.config(method, dataset, n, seed, source_sha256=study.source_sha256, **settings)
+                cfg = study.run_config(method, dataset, n, seed, **settings)
                 rows.append({"method": method, "dataset": dataset, "images_per_class": n, "seed": seed,
                              "config": cfg.resolved(), "digest": cfg.digest()})
     return pd.DataFrame(rows, columns=["method", "dataset", "images_per_class", "seed", "config", "digest"])

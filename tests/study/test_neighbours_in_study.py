@@ -143,3 +143,20 @@ def test_the_sweep_pairs_three_networks_with_two_multitune_and_fine_tuning_by_se
     said = conclusions.third_network_said(sweep.reset_index())
     assert said.startswith("a third network (plain fine-tuning) moves AMF by +3.5 ± ") and "over 2 seeds; AMF (K = 3) - MultiTune: +" in said
     assert said.endswith(", AMF (K = 3) - Fine-tuning: +6.0 points")  # one pair: no interval
+
+
+def test_the_criteria_table_pairs_each_criterion_with_the_released_rule_by_seed(tmp_path, monkeypatch):
+    study = Study("imagenet-cpu", results=tmp_path, train=False)
+    dataset, n = pc.ablation_row(study)
+    acc = {("signed_value", 0): 0.30, ("signed_value", 1): 0.32, ("signed_value", 2): 0.31,
+           ("magnitude", 0): 0.33, ("magnitude", 1): 0.34, ("taylor", 0): 0.29}  # the rest not trained
+    runs = {study.config("contribution", dataset, n, seed, source_sha256=study.source_sha256,
+                         **({} if c == "signed_value" else {"criterion": c})).digest():
+            {"metrics": {"final_val_acc": a}} for (c, seed), a in acc.items()}
+    monkeypatch.setattr(study.store, "finished", runs.get)
+    crit = pc.criteria(study).set_index("criterion")
+    assert crit["seeds"].to_dict() == {"signed_value": 3, "magnitude": 2, "taylor": 1}
+    assert round(crit.loc["signed_value", "acc_pct"], 6) == 31.0
+    assert crit.loc["signed_value", "vs_signed_value_pct"] == 0
+    assert round(crit.loc["magnitude", "vs_signed_value_pct"], 6) == 2.5  # (33 - 30 + 34 - 32) / 2, seed 2 unpaired
+    assert round(crit.loc["taylor", "vs_signed_value_pct"], 6) == -1.0
