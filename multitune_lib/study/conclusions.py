@@ -401,8 +401,9 @@ def at(by: pd.DataFrame, epochs: int) -> str:
 
 
 def holds(by: pd.DataFrame, short: int, long: int) -> str:
-    """Whether the verdict a contrast's own interval reads is the same under both schedules ('' until both ran)."""
-    if not {short, long} <= set(by.index):
+    """Whether the verdict a contrast's own interval reads is the same under both schedules ('' until both have
+    an interval: one seed reads no verdict to keep or change)."""
+    if not {short, long} <= set(by.index) or by.loc[[short, long], "seeds"].min() < 2:
         return ""
     same = by.loc[short, "verdict"] == by.loc[long, "verdict"]
     return ", the same verdict under both" if same else f", the verdict changes with the {long}-epoch schedule"

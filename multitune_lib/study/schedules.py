@@ -252,14 +252,20 @@ def panel(ax, d: pd.DataFrame, method: str, short: int) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
+def seeds_per_schedule(h: pd.DataFrame) -> str:
+    """How many seeds each schedule's lines average ("3 seeds at 15 epochs and 1 seed at 110 epochs"): the long
+    side fills seed by seed, so one count for both would overstate it."""
+    return " and ".join(f"{over_seeds(part)} at {epochs} epochs" for epochs, part in h.groupby("epochs"))
+
+
 def caption(twins, h: pd.DataFrame) -> str:
     """What the schedules figure draws: each side's schedules, seeds and validations, and what is missing."""
     said = [f"{s.profile.name}'s {s.profile.epochs} epochs ({lr_schedules(s)})" for s in twins]
     sample = h.loc[~h["whole"].astype(bool), "val_images"] if "val_images" in h else pd.Series(dtype=float)
     text = (f"Validation accuracy (%) against epoch (log scale) on the {ROWS[0]}-images-per-class rows, a panel per "
             f"method: {said[0]}, grey and dashed, against {said[1]}, solid in the method's colour. Each line is the "
-            f"mean over {over_seeds(h)}, its band the 95% Student-t interval of the mean; filled markers the whole "
-            "val split")
+            f"mean over {seeds_per_schedule(h)}, its band the 95% Student-t interval of the mean; filled markers the "
+            "whole val split")
     text += f", open ones a fixed sample of {int(sample.max()):,} val images." if len(sample) else "."
     if not (h["epochs"] == twins[1].profile.epochs).any():
         text += (f" The {twins[1].profile.epochs}-epoch runs are {NOT_YET}: only the {twins[0].profile.epochs}-epoch "

@@ -85,6 +85,22 @@ def test_both_schedules_pair_by_seed_and_are_written(twins, finish, tmp_path):
     assert "the same verdict under both" in said and "moves by Fine-tuning +5.2" in said
 
 
+def test_a_long_side_trained_in_part_is_counted_by_its_own_seeds(twins, finish):
+    short, long = schedules.pair(twins)
+    finish_side(short, finish)
+    finish(long, long.config("finetune", "toy", 5, 0), acc=0.2, history=[
+        {"epoch": 5, "val_acc": 0.15, "val_images": 2}, {"epoch": 110, "val_acc": 0.2, "val_images": 6}])
+    t = schedules.table((short, long)).set_index(["method", "epochs"])
+    assert t.loc[("finetune", 110), "seeds"] == 1 and t.loc[("finetune", 110), "change_seeds"] == 1
+    fig, caption = schedules.figure((short, long))
+    plt.close(fig)
+    assert "mean over 3 seeds at 15 epochs and 1 seed at 110 epochs" in caption
+    finish(long, long.config("spottune", "toy", 5, 0), acc=0.1,
+           history=[{"epoch": 110, "val_acc": 0.1, "val_images": 6}])
+    said = conclusions.schedules(schedules.table((short, long)), schedules.differences((short, long)))
+    assert "-10.0 points at 110 epochs (one seed: no interval)." in said and "verdict" not in said  # none to change
+
+
 def test_only_the_long_side_trains_what_it_lacks(twins, monkeypatch):
     trained = []
     monkeypatch.setattr(study_module, "fit", lambda cfg, **kw: trained.append(cfg) or {"config": cfg.to_dict(),
