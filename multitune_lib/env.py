@@ -41,8 +41,14 @@ def cpu_model() -> str:
         return ""
 
 
+def cpu_features() -> str:
+    """The kernels the CPU runs, which its name may not tell (one "Intel(R) Xeon(R) Processor" has AMX, another
+    AVX2 only): ATen's dispatch level and whether bf16 is native ("AVX512, native bf16")."""
+    return f"{torch.backends.cpu.get_cpu_capability()}, {'native' if cpu_has_bf16() else 'no native'} bf16"
+
+
 def environment(device: torch.device) -> dict:
-    return {
+    out = {
         "python": platform.python_version(),
         "torch": str(torch.__version__),  # TorchVersion would not load with weights_only
         "torchvision": str(torchvision.__version__),
@@ -52,6 +58,9 @@ def environment(device: torch.device) -> dict:
         "threads": torch.get_num_threads(),
         "git_commit": git_commit(),
     }
+    if device.type == "cpu":
+        out["cpu_features"] = cpu_features()
+    return out
 
 
 def pick_device(name: str | torch.device | None = None) -> torch.device:

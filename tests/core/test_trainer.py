@@ -127,6 +127,16 @@ def test_result_row_holds_config_metrics_environment_and_tags():
     assert row["env"]["device"] == "cpu" and row["env"]["torch"] == torch.__version__ and row["finished_at"]
 
 
+def test_a_cpu_run_records_the_kernels_its_cpu_runs_beside_its_name(monkeypatch):
+    # one CPU name covers machines with and without native bf16: the features tell them apart
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(env, "device_name", lambda device: "a card")  # no CUDA driver needed to name one
+    for native, said in ((False, "AVX2, no native bf16"), (True, "AVX2, native bf16")):
+        monkeypatch.setattr(env, "cpu_has_bf16", lambda native=native: native)
+        assert env.environment(torch.device("cpu"))["cpu_features"] == said
+    assert "cpu_features" not in env.environment(torch.device("cuda"))
+
+
 def test_curve_validations_use_a_fixed_sample_and_the_last_the_whole_split():
     t = make(curve_val_images=2, epochs=2)
     first, last = t.epoch(), t.epoch()
