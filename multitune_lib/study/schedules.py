@@ -65,10 +65,12 @@ def setup(study: Study) -> str:
     other = twins[0] if study is twins[1] else twins[1]
     dry = other.read_only()
     run(dry)
-    found = sum(o == "found" for o, _, _ in dry.log)
+    log = set(dry.log)  # as `describe.pending` counts: a run asked for twice is one run
+    found = [d for o, _, d in log if o == "found"]
+    held = f" ({describe.precision(other, found)})" if found else ""
     text = describe.setup(study, METHODS, plan=run) + (
         f"\n\nIts twin, the {other.profile.name} profile: {other.profile.epochs} epochs, validated "
-        f"{describe.validation(other)}; its store holds {found} of the {len(dry.log)} runs compared.")
+        f"{describe.validation(other)}; its store holds {len(found)} of the {len(log)} runs compared{held}.")
     if study.profile.name == SHORT:
         text += f" The {LONG} side trains only where this notebook runs on the {LONG} profile."
     return text

@@ -95,6 +95,8 @@ def test_a_long_side_trained_in_part_is_counted_by_its_own_seeds(twins, finish):
     fig, caption = schedules.figure((short, long))
     plt.close(fig)
     assert "mean over 3 seeds at 15 epochs and 1 seed at 110 epochs" in caption
+    # the short side's notebook says how much of its twin is in, and in which precision
+    assert "its store holds 1 of the 15 runs compared (float32: 1 run)." in schedules.setup(short)
     finish(long, long.config("spottune", "toy", 5, 0), acc=0.1,
            history=[{"epoch": 110, "val_acc": 0.1, "val_images": 6}])
     said = conclusions.schedules(schedules.table((short, long)), schedules.differences((short, long)))
