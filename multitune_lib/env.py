@@ -34,17 +34,30 @@ def device_name(device: torch.device) -> str:
 
 def cpu_model() -> str:
     """The CPU's marketing name on Linux, where platform.processor() is often empty."""
+    return cpuinfo("model name")
+
+
+def cpuinfo(field: str) -> str:
+    """The first `field` line's value in /proc/cpuinfo; empty where there is none (not Linux)."""
     try:
         with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+            return next((line.split(":", 1)[1].strip() for line in f if line.split(":", 1)[0].strip() == field), "")
     except OSError:
         return ""
 
 
 def cpu_features() -> str:
     """The kernels the CPU runs, which its name may not tell (one "Intel(R) Xeon(R) Processor" has AMX, another
-    AVX2 only): ATen's dispatch level and whether bf16 is native ("AVX512, native bf16")."""
-    return f"{torch.backends.cpu.get_cpu_capability()}, {'native' if cpu_has_bf16() else 'no native'} bf16"
+    AVX-512 without bf16 instructions): ATen's dispatch level and how bf16 runs ("AVX512, bf16 emulated": oneDNN
+    takes bf16 on any AVX-512 CPU, converting where the instructions are missing)."""
+    flags = set(cpuinfo("flags").split())
+    if "amx_bf16" in flags or "avx512_bf16" in flags:
+        bf16 = "AMX" if "amx_bf16" in flags else "AVX512-BF16"
+    elif not cpu_has_bf16():
+        bf16 = "none"
+    else:
+        bf16 = "emulated" if flags else "supported"  # without /proc/cpuinfo, oneDNN's word only
+    return f"{torch.backends.cpu.get_cpu_capability()}, bf16 {bf16}"
 
 
 def environment(device: torch.device) -> dict:
@@ -73,7 +86,8 @@ def pick_device(name: str | torch.device | None = None) -> torch.device:
 
 
 def cpu_has_bf16() -> bool:
-    """bf16 autocast pays on CPUs with AVX-512 BF16 or AMX; elsewhere it is slower than fp32."""
+    """Whether oneDNN runs bf16 here: on AVX-512 BF16 or AMX natively, on other AVX-512 CPUs by conversion; on AVX2
+    it does not, and bf16 autocast there is slower than fp32."""
     try:
         return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     except (AttributeError, RuntimeError):

@@ -128,11 +128,15 @@ def test_result_row_holds_config_metrics_environment_and_tags():
 
 
 def test_a_cpu_run_records_the_kernels_its_cpu_runs_beside_its_name(monkeypatch):
-    # one CPU name covers machines with and without native bf16: the features tell them apart
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    # one CPU name covers machines with AMX and without bf16 instructions: the features tell them apart
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     monkeypatch.setattr(env, "device_name", lambda device: "a card")  # no CUDA driver needed to name one
-    for native, said in ((False, "AVX2, no native bf16"), (True, "AVX2, native bf16")):
-        monkeypatch.setattr(env, "cpu_has_bf16", lambda native=native: native)
+    for flags, onednn, said in (("avx2 avx512f amx_bf16 avx512_bf16", True, "AVX512, bf16 AMX"),
+                                ("avx2 avx512f avx512_bf16", True, "AVX512, bf16 AVX512-BF16"),
+                                ("avx2 avx512f", True, "AVX512, bf16 emulated"), ("avx2", False, "AVX512, bf16 none"),
+                                ("", True, "AVX512, bf16 supported")):
+        monkeypatch.setattr(env, "cpuinfo", lambda field, flags=flags: flags if field == "flags" else "")
+        monkeypatch.setattr(env, "cpu_has_bf16", lambda onednn=onednn: onednn)
         assert env.environment(torch.device("cpu"))["cpu_features"] == said
     assert "cpu_features" not in env.environment(torch.device("cuda"))
 
